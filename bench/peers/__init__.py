@@ -1,0 +1,1 @@
+"""Peer engines measured with the same workload shapes as Tether."""
