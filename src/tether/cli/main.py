@@ -1,0 +1,85 @@
+"""`tether`: run the server, and operate it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+
+from tether import __version__
+from tether.config import ServerConfig
+
+app = typer.Typer(
+    help="Tether: a self-hostable runtime for durable workflows and the Dapr APIs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tether {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Tether: a self-hostable runtime for durable workflows and the Dapr APIs."""
+
+
+@app.command()
+def dev(
+    data_dir: Path = typer.Option(Path(".tether"), help="Where embedded stores keep their files."),
+    grpc_port: int = typer.Option(50001, help="gRPC port (Dapr API and workflow protocol)."),
+    http_port: int = typer.Option(3500, help="HTTP port (Dapr HTTP API, health, metrics)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    store: str | None = typer.Option(
+        None, help="Workflow store URL: postgresql://..., sqlite:///PATH or memory://."
+    ),
+    app_id: str = typer.Option("tether-dev", help="App ID of callers that present no token."),
+    max_request_mb: int = typer.Option(16, help="Largest accepted request, in MiB."),
+    json_logs: bool = typer.Option(False, "--json-logs", help="Log JSON lines."),
+    log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR."),
+) -> None:
+    """Start the embedded server: everything in one process, state in --data-dir."""
+    from tether import logs
+    from tether.server import serve
+
+    logs.configure(log_level, json_logs)
+    config = ServerConfig(
+        host=host,
+        grpc_port=grpc_port,
+        http_port=http_port,
+        data_dir=data_dir,
+        store_url=store,
+        default_app_id=app_id,
+        max_request_bytes=max_request_mb * 1024 * 1024,
+        json_logs=json_logs,
+        log_level=log_level,
+    )
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:
+        typer.secho(
+            f"error: {exc}. Is another server using port {http_port} or {grpc_port}? "
+            "Pick others with --http-port/--grpc-port.",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(1) from exc
+
+
+def _register_subcommands() -> None:
+    from tether.cli import workflow
+
+    app.add_typer(workflow.app, name="workflow")
+
+
+def main() -> None:
+    _register_subcommands()
+    app()

@@ -1,0 +1,1 @@
+"""The data plane: the Dapr API served for each App ID."""

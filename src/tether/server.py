@@ -1,0 +1,99 @@
+"""One Tether server process: the workflow engine, the gRPC and the HTTP listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import grpc
+import uvicorn
+
+from tether.config import ServerConfig
+from tether.runtime.callers import Callers
+from tether.runtime.context import Runtime
+from tether.runtime.grpc.workflows import add_dapr_workflow_service
+from tether.runtime.http.app import build_app
+from tether.runtime.http.workflows import workflow_routes
+from tether.workflow.engine import Engine
+from tether.workflow.protos import pb_grpc
+from tether.workflow.service import WorkflowService
+from tether.workflow.sidecar import Sidecar
+from tether.workflow.store import open_store
+
+log = logging.getLogger("tether.server")
+
+
+class Server:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        store = open_store(config.store_url, config.data_dir)
+        self.engine = Engine(store)
+        callers = Callers(config.default_app_id, config.api_tokens)
+        self.runtime = Runtime(config, callers, WorkflowService(self.engine))
+        self._grpc: grpc.aio.Server | None = None
+        self._http: uvicorn.Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        cfg = self.config
+        await self.engine.start()
+        limit = cfg.max_request_bytes
+        self._grpc = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        pb_grpc.add_TaskHubSidecarServiceServicer_to_server(
+            Sidecar(self.runtime.workflows, self.runtime.callers.for_grpc), self._grpc
+        )
+        add_dapr_workflow_service(self._grpc, self.runtime)
+        self._grpc.add_insecure_port(f"{cfg.host}:{cfg.grpc_port}")
+        await self._grpc.start()
+        app = build_app(self.runtime, workflow_routes(self.runtime))
+        uv_config = uvicorn.Config(
+            app, host=cfg.host, port=cfg.http_port, log_config=None, access_log=False,
+            lifespan="off", timeout_graceful_shutdown=2,
+        )  # fmt: skip
+        self._http = uvicorn.Server(uv_config)
+        self._http_task = asyncio.get_running_loop().create_task(self._http.serve())
+        while not self._http.started:
+            if self._http_task.done():
+                await self._http_task
+                raise OSError(f"HTTP listener on {cfg.host}:{cfg.http_port} did not start")
+            await asyncio.sleep(0.01)
+        self.runtime.ready = True
+        log.info(
+            "tether is ready",
+            extra={"grpc": f"{cfg.host}:{cfg.grpc_port}", "http": f"{cfg.host}:{cfg.http_port}",
+                   "store": self.engine.store.kind},
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        self.runtime.ready = False
+        if self._http is not None:
+            self._http.should_exit = True
+        if self._http_task is not None:
+            with contextlib.suppress(Exception):
+                await self._http_task
+        if self._grpc is not None:
+            await self._grpc.stop(grace=1.0)
+        await self.engine.stop()
+        log.info("tether stopped")
+
+
+async def serve(config: ServerConfig) -> None:
+    """Run until SIGINT or SIGTERM, then shut down cleanly."""
+    server = Server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()

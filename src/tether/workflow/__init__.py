@@ -1,0 +1,1 @@
+"""The durable workflow engine and the Durable Task protocol it speaks."""
