@@ -1,0 +1,1 @@
+"""Components: one small async contract per building block, one module per backend."""

@@ -1,0 +1,1 @@
+"""Dapr resource documents (Component, Subscription, Resiliency, ...): models and YAML loading."""
