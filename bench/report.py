@@ -133,7 +133,7 @@ def ratio_tables(outcomes: Mapping[str, TargetOutcome], workloads: Sequence[str]
             for p in peers:
                 tv, pv = outcomes[t].value(m), outcomes[p].value(m)
                 r = ratio(tv, pv) if tv is not None and pv is not None else None
-                cells.append("-" if r is None else f"{r:.2f} ({verdict(r, m)})")
+                cells.append("-" if r is None else f"{r:.3g} ({verdict(r, m)})")
             rows.append([f"{m.label} ({m.unit}, {m.better} better)", *cells])
         blocks.append(f"{t} / peer\n" + _table(["metric", *peers], rows))
     return "\n\n".join(blocks)

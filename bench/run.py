@@ -148,7 +148,11 @@ def run_target(target: Target, args: argparse.Namespace) -> TargetOutcome:
         print(f"    FAILED: {outcome.failed}", flush=True)
         return outcome
     _collect(outcome, proc.stdout)
-    _fill_missing(outcome, args.workloads, f"no result (runner exited {proc.returncode})")
+    _fill_missing(
+        outcome,
+        args.workloads,
+        f"no result (runner exited {proc.returncode}; its output above says why)",
+    )
     return outcome
 
 

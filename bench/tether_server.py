@@ -107,6 +107,10 @@ def tether_server(store_url: str | None, work_dir: Path) -> Iterator[Endpoints]:
         str(grpc_port),
         "--http-port",
         str(http_port),
+        # Per-request INFO lines would be work the peers are spared (their
+        # servers and SDKs run at WARNING or quieter too).
+        "--log-level",
+        "WARNING",
     ]
     if store_url is not None:
         argv += ["--store", store_url]

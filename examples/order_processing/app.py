@@ -123,9 +123,8 @@ def main() -> None:
         state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=args.timeout)
         if state is None:
             raise SystemExit(f"workflow {instance_id} vanished")
-        print(
-            f"{state.runtime_status.name}: {json.dumps(json.loads(state.serialized_output or 'null'))}"
-        )
+        result = json.loads(state.serialized_output or "null")
+        print(f"{state.runtime_status.name}: {json.dumps(result)}")
     finally:
         runtime.shutdown()
 
