@@ -1,1 +1,5 @@
-pytest_plugins = ["tests.fixtures.tether", "tests.fixtures.postgres"]
+pytest_plugins = [
+    "tests.fixtures.tether",
+    "tests.fixtures.postgres",
+    "tests.fixtures.redis",
+]

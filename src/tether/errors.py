@@ -158,3 +158,141 @@ class StoreError(TetherError):
     code = "ERR_WORKFLOW_STORE"
     http_status = 500
     grpc_code = grpc.StatusCode.INTERNAL
+
+
+# --- pub/sub ---------------------------------------------------------------------------------
+# Codes, HTTP statuses and gRPC codes as daprd reports them (dapr/dapr pkg/api/errors/pubsub.go).
+
+
+class PubSubNotFound(TetherError):
+    code = "ERR_PUBSUB_NOT_FOUND"
+    http_status = 404
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class PubSubNotConfigured(TetherError):
+    code = "ERR_PUBSUB_NOT_CONFIGURED"
+    http_status = 400
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class PubSubNameEmpty(TetherError):
+    code = "ERR_PUBSUB_EMPTY"
+    http_status = 404
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class PubSubTopicEmpty(TetherError):
+    code = "ERR_TOPIC_NAME_EMPTY"
+    http_status = 404
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class PubSubForbidden(TetherError):
+    code = "ERR_PUBSUB_FORBIDDEN"
+    http_status = 403
+    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class PubSubMetadataInvalid(TetherError):
+    """Publish metadata the broker cannot use (e.g. a non-numeric `ttlInSeconds`)."""
+
+    code = "ERR_PUBSUB_REQUEST_METADATA"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class PubSubPublishFailed(TetherError):
+    """The broker refused the message or could not be reached; it may or may not be stored."""
+
+    code = "ERR_PUBSUB_PUBLISH_MESSAGE"
+    http_status = 500
+    grpc_code = grpc.StatusCode.INTERNAL
+
+
+class PubSubUnavailable(TetherError):
+    """The broker could not be reached to subscribe or initialise."""
+
+    code = "ERR_PUBSUB_UNAVAILABLE"
+    http_status = 503
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+
+
+class PubSubComponentInvalid(TetherError):
+    """A pub/sub component's metadata is wrong; raised while loading it, never per request."""
+
+    code = "ERR_PUBSUB_COMPONENT_INVALID"
+    http_status = 500
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+# --- state -----------------------------------------------------------------------------------
+# Codes, HTTP statuses and gRPC codes as daprd reports them (dapr/dapr pkg/api/http/http.go
+# `etagError`, pkg/api/grpc/grpc.go `getStateErrorCode`, pkg/api/errors/state.go).
+
+
+class ETagMismatch(TetherError):
+    """A write's etag is not the stored one, or a first-write without etag found the key taken."""
+
+    code = "ERR_STATE_SAVE"
+    http_status = 409
+    grpc_code = grpc.StatusCode.ABORTED
+
+
+class ETagInvalid(TetherError):
+    """An etag that this store could never have issued (wrong format)."""
+
+    code = "ERR_STATE_SAVE"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class DeleteETagMismatch(ETagMismatch):
+    code = "ERR_STATE_DELETE"
+
+
+class DeleteETagInvalid(ETagInvalid):
+    code = "ERR_STATE_DELETE"
+
+
+class QueryUnsupported(TetherError):
+    """The state store has no Query API (it lacks the `QUERY_API` feature)."""
+
+    code = "ERR_STATE_STORE_NOT_SUPPORTED"
+    http_status = 500
+    grpc_code = grpc.StatusCode.INTERNAL
+
+
+class QueryInvalid(TetherError):
+    """A state query that does not follow the Dapr state query language."""
+
+    code = "ERR_STATE_QUERY"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class StateStoreFailed(TetherError):
+    """The backing store failed or could not be reached; the operation may not have happened."""
+
+    code = "ERR_STATE_STORE"
+    http_status = 500
+    grpc_code = grpc.StatusCode.INTERNAL
+
+
+class StateComponentInvalid(TetherError):
+    """A state component's metadata is wrong; raised while building or initialising it."""
+
+    code = "ERR_STATE_COMPONENT_INVALID"
+    http_status = 500
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+# --- resources -------------------------------------------------------------------------------
+
+
+class ResourceInvalid(TetherError):
+    """A resource document (YAML) that cannot be used; the message names the file and field."""
+
+    code = "ERR_RESOURCE_INVALID"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT

@@ -15,6 +15,7 @@ from tether.runtime.callers import Callers
 from tether.runtime.context import Runtime
 from tether.runtime.grpc.workflows import add_dapr_workflow_service
 from tether.runtime.http.app import build_app
+from tether.runtime.http.manage import manage_routes
 from tether.runtime.http.workflows import workflow_routes
 from tether.workflow.engine import Engine
 from tether.workflow.protos import pb_grpc
@@ -53,7 +54,7 @@ class Server:
         add_dapr_workflow_service(self._grpc, self.runtime)
         self._grpc.add_insecure_port(f"{cfg.host}:{cfg.grpc_port}")
         await self._grpc.start()
-        app = build_app(self.runtime, workflow_routes(self.runtime))
+        app = build_app(self.runtime, workflow_routes(self.runtime) + manage_routes(self.runtime))
         uv_config = uvicorn.Config(
             app, host=cfg.host, port=cfg.http_port, log_config=None, access_log=False,
             lifespan="off", timeout_graceful_shutdown=2,
