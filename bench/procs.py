@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 STOP_GRACE_S = 10.0
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class ServerDied(RuntimeError):
@@ -29,8 +32,7 @@ def server_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` until the block exits, yielding once ``ready()`` is true.
 
-    The server gets its own session so stopping it also stops anything it
-    spawned, and its output goes to ``log_path`` so a failed start can be
+    The server's output goes to ``log_path`` so a failed start can be
     diagnosed without flooding the benchmark's own output.
     """
     with open(log_path, "wb") as log:
@@ -41,13 +43,34 @@ def server_process(
             stdin=subprocess.DEVNULL,
             env=dict(env) if env is not None else None,
             cwd=cwd,
+            # Our own session so stopping the server also stops anything it
+            # spawned (and a Ctrl-C meant for us reaches it only via _stop).
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         try:
             _wait_ready(proc, ready, ready_timeout_s, log_path)
             yield proc
+            if proc.poll() is not None:
+                # The log lives in a temp dir that is about to go, and a
+                # crashed server explains the client errors the run reported.
+                print(
+                    f"server {argv[0]} exited with {proc.returncode} during the run; "
+                    f"last output:\n{tail(log_path)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
         finally:
             _stop(proc)
+
+
+def _die_with_parent() -> None:
+    # If whoever started the server is killed outright (a runner over its
+    # time budget, a deadline's os._exit), no finally block runs; without
+    # this the server would outlive the benchmark. Linux-only, best effort.
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait_ready(

