@@ -13,10 +13,9 @@ import uvicorn
 from tether.config import ServerConfig
 from tether.runtime.callers import Callers
 from tether.runtime.context import Runtime
-from tether.runtime.grpc.workflows import add_dapr_workflow_service
+from tether.runtime.grpc.service import add_dapr_service
 from tether.runtime.http.app import build_app
-from tether.runtime.http.manage import manage_routes
-from tether.runtime.http.workflows import workflow_routes
+from tether.runtime.http.routes import all_routes
 from tether.workflow.engine import Engine
 from tether.workflow.protos import pb_grpc
 from tether.workflow.service import WorkflowService
@@ -51,10 +50,10 @@ class Server:
         pb_grpc.add_TaskHubSidecarServiceServicer_to_server(
             Sidecar(self.runtime.workflows, self.runtime.callers.for_grpc), self._grpc
         )
-        add_dapr_workflow_service(self._grpc, self.runtime)
+        add_dapr_service(self._grpc, self.runtime)
         self._grpc.add_insecure_port(f"{cfg.host}:{cfg.grpc_port}")
         await self._grpc.start()
-        app = build_app(self.runtime, workflow_routes(self.runtime) + manage_routes(self.runtime))
+        app = build_app(self.runtime, all_routes(self.runtime))
         uv_config = uvicorn.Config(
             app, host=cfg.host, port=cfg.http_port, log_config=None, access_log=False,
             lifespan="off", timeout_graceful_shutdown=2,

@@ -205,7 +205,7 @@ class Engine:
 
     def _dispatch_turn(self, live: Live, now: datetime) -> None:
         inst = live.inst
-        if live.lease is not None or inst.terminal or inst.status == p.STATUS_STALLED:
+        if live.lease is not None or inst.terminal:
             return
         items = live.deliverable(now)
         if not items:
@@ -215,11 +215,12 @@ class Engine:
         shown = [e for i in items if not (e := ev.parse(i.event)).HasField("workflowStarted")]
         for event in shown:
             if event.HasField("executionTerminated"):
-                # Termination is the engine's job, not the worker's: it works with no worker.
+                # Termination is the engine's job, not the worker's: it works with no worker,
+                # and on suspended and stalled instances too.
                 term = event.executionTerminated
                 self.spawn(self.terminate(inst.instance_id, ev.opt(term, "input"), term.recurse))
                 return
-        if inst.status == p.STATUS_SUSPENDED:
+        if inst.status in (p.STATUS_SUSPENDED, p.STATUS_STALLED):
             return
         stream = self.dispatcher.pick(inst.app_id)
         if stream is None:
@@ -364,7 +365,7 @@ class Engine:
                 batch.activities_clear.append(inst.instance_id)
                 fresh = []
                 await self._to_parent(row, out.status, out.output, out.failure, batch, fresh, now)
-        children = await self._new_children(live, out.children, batch, fresh, now)
+        children = await self.start_children(live.inst, out.children, batch, fresh, now)
         for target, raised in out.sends:
             if await self.live(target) is not None:
                 fresh.append((target, InboxItem(0, raised.SerializeToString())))
@@ -472,16 +473,16 @@ class Engine:
             event = ev.child_failed(now, child.parent_task_id, failure)
         fresh.append((child.parent_id, InboxItem(0, event.SerializeToString())))
 
-    async def _new_children(
+    async def start_children(
         self,
-        parent: Live,
+        pinst: Instance,
         starts: list[turn.ChildStart],
         batch: Batch,
         fresh: list[tuple[str, InboxItem]],
         now: datetime,
     ) -> list[Live]:
+        """Add the creation of `starts` to the parent's batch; adopt the result after commit."""
         out: list[Live] = []
-        pinst = parent.inst
         for spec in starts:
             existing = await self.live(spec.instance_id)
             if existing is not None and not existing.inst.terminal:

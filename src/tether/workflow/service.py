@@ -153,12 +153,22 @@ class WorkflowService:
         history = await self.history(req.source_id)
         plan = rerun.plan(source, history, req, utcnow())
         iid = plan.instance.instance_id
+        if await self.engine.get(iid) is not None:
+            raise errors.InstanceAlreadyExists(iid)
+        now = utcnow()
         batch = Batch(creates=[NewInstance(plan.instance, plan.inbox, replace_terminal=False)])
         batch.history_append.append((iid, 0, plan.history))
         batch.activities_add.extend(plan.activities)
+        fresh: list[tuple[str, InboxItem]] = []
+        children = await self.engine.start_children(plan.instance, plan.children, batch, fresh, now)
+        batch.inbox_add.extend(fresh)
         await self.store.commit(batch)
         live = Live(plan.instance, [ev.parse(raw) for raw in plan.history], plan.inbox)
         self.engine.adopt(live)
+        for child in children:
+            self.engine.adopt(child)
+        for target, item in fresh:
+            self.engine.deliver(target, item, now)
         for act in plan.activities:
             self.engine.queue_activity(plan.instance.app_id, act)
         return iid

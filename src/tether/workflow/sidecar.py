@@ -212,13 +212,19 @@ class Sidecar(pb_grpc.TaskHubSidecarServiceServicer):  # type: ignore[misc]
     @_mapped
     async def RerunWorkflowFromEvent(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         new_id = request.newInstanceID if request.HasField("newInstanceID") else None
+        child_id = (
+            request.newChildWorkflowInstanceID
+            if request.HasField("newChildWorkflowInstanceID")
+            else None
+        )
         iid = await self._svc.rerun(
             RerunRequest(
                 source_id=request.sourceInstanceID,
                 event_id=request.eventID,
-                new_id=validate_instance_id(new_id) if new_id else None,
+                new_id=validate_instance_id(new_id) if new_id is not None else None,
                 input=ev.opt(request, "input"),
                 overwrite_input=request.overwriteInput,
+                new_child_id=validate_instance_id(child_id) if child_id is not None else None,
             )
         )
         return pb.RerunWorkflowFromEventResponse(newInstanceID=iid)
@@ -235,7 +241,6 @@ class Sidecar(pb_grpc.TaskHubSidecarServiceServicer):  # type: ignore[misc]
 
     @_mapped
     async def GetInstanceHistory(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        events = await self._svc.history(request.instanceId)
-        # Only events a worker can replay: bookkeeping of finished runs stays server-side.
-        shown = [e for e in events if ev.kind(e) not in ("executionCompleted", "eventSent")]
-        return pb.GetInstanceHistoryResponse(events=shown)
+        # All of it, completion included: callers read results and failures from it. Workers
+        # only fetch histories of instances they are running, which have no completion yet.
+        return pb.GetInstanceHistoryResponse(events=await self._svc.history(request.instanceId))

@@ -25,6 +25,17 @@ class WorkflowView:
     properties: dict[str, str]
 
 
+def _existing(instance_id: str) -> str:
+    """An id that names an existing instance: Dapr checks only that one was given.
+
+    The shape rules apply to ids callers choose at start; ids the engine chose (child workflows,
+    `parent:0001`) must stay reachable.
+    """
+    if not instance_id:
+        raise errors.InstanceIdProvidedMissing("a workflow instance ID is required")
+    return instance_id
+
+
 def _text(raw: bytes | None, what: str) -> str | None:
     if not raw:
         return None
@@ -62,8 +73,7 @@ class WorkflowApi:
 
     async def get(self, component: str, instance_id: str) -> WorkflowView:
         self._component(component)
-        validate_instance_id(instance_id)
-        inst = await self._svc.get(instance_id)
+        inst = await self._svc.get(_existing(instance_id))
         if inst is None:
             raise errors.InstanceNotFound(instance_id)
         return _view(inst)
@@ -72,28 +82,25 @@ class WorkflowApi:
         self, component: str, instance_id: str, event: str, data: bytes | None
     ) -> None:
         self._component(component)
-        await self._svc.raise_event(
-            validate_instance_id(instance_id), event, _text(data, "the event data")
-        )
+        await self._svc.raise_event(_existing(instance_id), event, _text(data, "the event data"))
 
     async def terminate(self, component: str, instance_id: str) -> None:
         self._component(component)
-        await self._svc.terminate(validate_instance_id(instance_id), None, recursive=True)
+        await self._svc.terminate(_existing(instance_id), None, recursive=True)
 
     async def purge(self, component: str, instance_id: str) -> None:
         self._component(component)
-        validate_instance_id(instance_id)
-        if await self._svc.get(instance_id) is None:
+        if await self._svc.get(_existing(instance_id)) is None:
             raise errors.InstanceNotFound(instance_id)
         await self._svc.purge(instance_id, recursive=True)
 
     async def pause(self, component: str, instance_id: str) -> None:
         self._component(component)
-        await self._svc.suspend(validate_instance_id(instance_id), None)
+        await self._svc.suspend(_existing(instance_id), None)
 
     async def resume(self, component: str, instance_id: str) -> None:
         self._component(component)
-        await self._svc.resume(validate_instance_id(instance_id), None)
+        await self._svc.resume(_existing(instance_id), None)
 
 
 def _view(inst: Instance) -> WorkflowView:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-from dapr.proto.runtime.v1 import dapr_pb2_grpc, workflow_pb2
+from dapr.proto.runtime.v1 import workflow_pb2
 from google.protobuf import empty_pb2
 
 from tether import errors
@@ -105,14 +105,3 @@ class WorkflowRpcs:
     PurgeWorkflowAlpha1 = PurgeWorkflowBeta1
     PauseWorkflowAlpha1 = PauseWorkflowBeta1
     ResumeWorkflowAlpha1 = ResumeWorkflowBeta1
-
-
-class DaprService(WorkflowRpcs, dapr_pb2_grpc.DaprServicer):
-    """The Dapr gRPC API; building blocks are mixed in one class each."""
-
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-
-
-def add_dapr_workflow_service(server: grpc.aio.Server, rt: Runtime) -> None:
-    dapr_pb2_grpc.add_DaprServicer_to_server(DaprService(rt), server)  # type: ignore[no-untyped-call]

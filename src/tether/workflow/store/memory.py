@@ -6,6 +6,7 @@ For tests and for measuring the engine's own cost; a restart loses every instanc
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 
 from tether import errors
@@ -76,19 +77,28 @@ class MemoryStore(WorkflowStore):
             self._activities.setdefault(act.instance_id, {})[(act.execution_id, act.task_id)] = act
 
     def _check(self, batch: Batch) -> None:
-        purged = set(batch.purge)
+        # Checks see the batch's own earlier parts (purge, then creates, then rows), as the SQL
+        # stores do; `expect_turn` fences only the rows the batch writes.
+        rows: dict[str, Instance | None] = dict.fromkeys(batch.purge)
+
+        def current(iid: str) -> Instance | None:
+            return rows[iid] if iid in rows else self._instances.get(iid)
+
         for new in batch.creates:
-            old = self._instances.get(new.instance.instance_id)
-            if (
-                old is not None
-                and new.instance.instance_id not in purged
-                and not (old.terminal and new.replace_terminal)
-            ):
+            old = current(new.instance.instance_id)
+            if old is not None and not (old.terminal and new.replace_terminal):
                 raise errors.InstanceAlreadyExists(new.instance.instance_id)
-        for iid, turn in batch.expect_turn.items():
-            row = self._instances.get(iid)
-            if row is None or row.turn != turn:
-                raise errors.StaleTurn(f"instance '{iid}' was changed by another writer")
+            rows[new.instance.instance_id] = new.instance
+        for inst in batch.instances:
+            turn = batch.expect_turn.get(inst.instance_id)
+            if turn is not None:
+                row = current(inst.instance_id)
+                if row is None or row.turn != turn:
+                    raise errors.StaleTurn(
+                        f"instance '{inst.instance_id}' was changed by another writer"
+                    )
+                inst = dataclasses.replace(inst, turn=turn + 1)
+            rows[inst.instance_id] = inst
 
     def _drop(self, iid: str) -> None:
         self._instances.pop(iid, None)

@@ -94,14 +94,16 @@ class SqliteStore(WorkflowStore):
         await ready
 
     async def close(self) -> None:
-        if self._thread is None:
+        thread, self._thread = self._thread, None
+        if thread is None:
             return
+        # Jobs queued before the sentinel still run; later `_submit`s are refused, not lost.
         self._jobs.put(None)
-        await asyncio.to_thread(self._thread.join)
-        self._thread = None
+        await asyncio.to_thread(thread.join)
 
     def _submit(self, write: bool, fn: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
-        if self._loop is None:
+        # After close no thread serves the queue: a job put there would wait forever.
+        if self._loop is None or self._thread is None:
             raise errors.StoreError("the workflow store is not open")
         fut: asyncio.Future[Any] = self._loop.create_future()
         self._jobs.put((write, fn, fut))

@@ -1,0 +1,22 @@
+"""The Dapr gRPC service: one mixin per building block, composed here.
+
+Each mixin implements its block's RPCs over the transport-neutral services in `runtime.api`;
+RPCs no mixin implements answer UNIMPLEMENTED (the generated servicer's default).
+"""
+
+from __future__ import annotations
+
+import grpc
+from dapr.proto.runtime.v1 import dapr_pb2_grpc
+
+from tether.runtime.context import Runtime
+from tether.runtime.grpc.workflows import WorkflowRpcs
+
+
+class DaprService(WorkflowRpcs, dapr_pb2_grpc.DaprServicer):
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+
+def add_dapr_service(server: grpc.aio.Server, rt: Runtime) -> None:
+    dapr_pb2_grpc.add_DaprServicer_to_server(DaprService(rt), server)  # type: ignore[no-untyped-call]
