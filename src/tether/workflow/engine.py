@@ -664,7 +664,14 @@ class Engine:
                 inst, status=p.STATUS_TERMINATED, output=output, failure=None,
                 updated_at=now, completed_at=now,
             )  # fmt: skip
+            # An instance that never ran keeps its start in history, so it still shows its input.
+            opening = [
+                e
+                for i in live.inbox
+                if not live.history and (e := ev.parse(i.event)).HasField("executionStarted")
+            ]
             events = [
+                *opening,
                 ev.terminated(now, output, recursive),
                 ev.completed(now, p.STATUS_TERMINATED, output, None),
             ]

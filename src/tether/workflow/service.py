@@ -6,6 +6,7 @@ validates input and turns each request into engine and store operations.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -30,6 +31,7 @@ from tether.workflow.rerun import RerunRequest
 from tether.workflow.store import Batch, NewInstance
 
 MAX_PAGE = 1000
+log = logging.getLogger("tether.workflow")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +220,11 @@ class WorkflowService:
         while True:
             page = await self.store.list_instances(query)
             for inst in page.instances:
-                deleted += await self.purge(inst.instance_id, recursive=True, force=False)
+                try:
+                    deleted += await self.purge(inst.instance_id, recursive=True, force=False)
+                except errors.InstanceNotTerminal as exc:
+                    # One instance with a live child must not stop the sweep of all the others.
+                    log.warning("bulk purge skipped an instance", extra={"reason": exc.message})
             if not page.cursor:
                 return deleted
             query = replace(query, cursor=page.cursor)
