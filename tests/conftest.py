@@ -2,4 +2,5 @@ pytest_plugins = [
     "tests.fixtures.tether",
     "tests.fixtures.postgres",
     "tests.fixtures.redis",
+    "tests.fixtures.brokers",
 ]

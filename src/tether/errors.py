@@ -218,6 +218,23 @@ class PubSubUnavailable(TetherError):
     grpc_code = grpc.StatusCode.UNAVAILABLE
 
 
+class PubSubCloudEventInvalid(TetherError):
+    """A `application/cloudevents+json` publish whose body is not a JSON object."""
+
+    code = "ERR_PUBSUB_CLOUD_EVENTS_SER"
+    http_status = 500
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class PubSubEventsInvalid(TetherError):
+    """A bulk publish request that cannot be read: bad JSON, entry ids missing or repeated,
+    an event that does not fit its content type."""
+
+    code = "ERR_PUBSUB_EVENTS_SER"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
 class PubSubComponentInvalid(TetherError):
     """A pub/sub component's metadata is wrong; raised while loading it, never per request."""
 
@@ -296,3 +313,266 @@ class ResourceInvalid(TetherError):
     code = "ERR_RESOURCE_INVALID"
     http_status = 400
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+# --- service invocation ----------------------------------------------------------------------
+# daprd reports every invocation failure as ERR_DIRECT_INVOKE (dapr/dapr pkg/messages
+# predefined.go); the message says what went wrong.
+
+
+class DirectInvokeFailed(TetherError):
+    """The target app could not be reached or does not exist (daprd: 500, gRPC INTERNAL)."""
+
+    code = "ERR_DIRECT_INVOKE"
+    http_status = 500
+    grpc_code = grpc.StatusCode.INTERNAL
+
+    def __init__(self, app_id: str, reason: str) -> None:
+        super().__init__(f"failed to invoke, id: {app_id}, err: {reason}")
+
+
+class DirectInvokeNoAppId(TetherError):
+    code = "ERR_DIRECT_INVOKE"
+    http_status = 404
+    grpc_code = grpc.StatusCode.NOT_FOUND
+
+
+class AppUnhealthy(DirectInvokeFailed):
+    """The app's health checks fail. daprd answers 500 here; 503 tells the caller to back off."""
+
+    http_status = 503
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+
+
+class InvokeTimedOut(DirectInvokeFailed):
+    """A resiliency timeout expired (daprd: 500 over HTTP, DEADLINE_EXCEEDED over gRPC)."""
+
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class CircuitOpen(DirectInvokeFailed):
+    """A circuit breaker is open (or half-open and full): the call was not attempted."""
+
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+
+
+# --- apps ------------------------------------------------------------------------------------
+
+
+class AppNotFound(TetherError):
+    code = "ERR_APP_NOT_FOUND"
+    http_status = 404
+    grpc_code = grpc.StatusCode.NOT_FOUND
+
+
+class AppInvalid(TetherError):
+    code = "ERR_APP_INVALID"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+# --- jobs ------------------------------------------------------------------------------------
+# Codes as daprd reports them (dapr/dapr pkg/messages/errorcodes, pkg/api/errors/scheduler.go).
+
+
+class JobNameEmpty(TetherError):
+    code = "DAPR_SCHEDULER_JOB_NAME_EMPTY"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class JobScheduleEmpty(TetherError):
+    code = "DAPR_SCHEDULER_SCHEDULE_EMPTY"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class JobNameInBody(TetherError):
+    code = "DAPR_SCHEDULER_JOB_NAME"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class JobInvalid(TetherError):
+    """A schedule, due time, TTL or repeat count that cannot be used."""
+
+    code = "DAPR_SCHEDULER_SCHEDULE_JOB"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class JobExists(TetherError):
+    code = "DAPR_SCHEDULER_SCHEDULE_JOB"
+    http_status = 409
+    grpc_code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class JobNotFound(TetherError):
+    """daprd wraps this in a 500; a 404 says what happened."""
+
+    code = "DAPR_SCHEDULER_GET_JOB"
+    http_status = 404
+    grpc_code = grpc.StatusCode.NOT_FOUND
+
+
+class JobStoreFailed(TetherError):
+    code = "DAPR_SCHEDULER_SCHEDULE_JOB"
+    http_status = 500
+    grpc_code = grpc.StatusCode.INTERNAL
+
+
+class ComponentInvalid(TetherError):
+    """A component's metadata is wrong (any building block); raised while building it."""
+
+    code = "ERR_COMPONENT_INVALID"
+    http_status = 500
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+# --- state API -------------------------------------------------------------------------------
+# What the state API reports around the stores' own errors (dapr/dapr pkg/api/errors/state.go,
+# pkg/api/http/http.go, pkg/api/grpc/grpc.go).
+
+
+class StateStoresNotConfigured(TetherError):
+    code = "ERR_STATE_STORE_NOT_CONFIGURED"
+    http_status = 500
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class StateStoreNotFound(TetherError):
+    code = "ERR_STATE_STORE_NOT_FOUND"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class StateGetFailed(TetherError):
+    code = "ERR_STATE_GET"
+
+
+class StateBulkGetFailed(TetherError):
+    code = "ERR_STATE_BULK_GET"
+
+
+class StateSaveFailed(TetherError):
+    code = "ERR_STATE_SAVE"
+
+
+class StateDeleteFailed(TetherError):
+    code = "ERR_STATE_DELETE"
+
+
+class StateBulkDeleteFailed(TetherError):
+    code = "ERR_STATE_BULK_DELETE"
+
+
+class StateTransactionFailed(TetherError):
+    """Any failing transaction, etag conflicts included: daprd reports them all as 500."""
+
+    code = "ERR_STATE_TRANSACTION"
+
+
+class StateTransactionsUnsupported(TetherError):
+    code = "ERR_STATE_STORE_NOT_SUPPORTED"
+    http_status = 500
+    grpc_code = grpc.StatusCode.UNIMPLEMENTED
+
+
+class StateOperationUnsupported(TetherError):
+    """A transaction operation other than upsert or delete."""
+
+    code = "ERR_NOT_SUPPORTED_STATE_OPERATION"
+    http_status = 400
+    grpc_code = grpc.StatusCode.UNIMPLEMENTED
+
+
+# --- secrets ---------------------------------------------------------------------------------
+# dapr/dapr pkg/messages/predefined.go: daprd answers an unknown secret store with 401.
+
+
+class SecretStoresNotConfigured(TetherError):
+    code = "ERR_SECRET_STORES_NOT_CONFIGURED"
+    http_status = 500
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class SecretStoreNotFound(TetherError):
+    code = "ERR_SECRET_STORE_NOT_FOUND"
+    http_status = 401
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class SecretGetFailed(TetherError):
+    """The store could not answer, or has no such secret."""
+
+    code = "ERR_SECRET_GET"
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+class ConfigurationStoresNotConfigured(TetherError):
+    code = "ERR_CONFIGURATION_STORE_NOT_CONFIGURED"
+    http_status = 500
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ConfigurationStoreNotFound(TetherError):
+    code = "ERR_CONFIGURATION_STORE_NOT_FOUND"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class ConfigurationGetFailed(TetherError):
+    code = "ERR_CONFIGURATION_GET"
+
+
+class ConfigurationSubscribeFailed(TetherError):
+    code = "ERR_CONFIGURATION_SUBSCRIBE"
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class ConfigurationUnsubscribeFailed(TetherError):
+    code = "ERR_CONFIGURATION_UNSUBSCRIBE"
+
+
+class AppChannelMissing(TetherError):
+    """A feature that calls into the app was used by an App ID without an app endpoint."""
+
+    code = "ERR_APP_CHANNEL_NIL"
+
+
+# --- distributed lock ------------------------------------------------------------------------
+
+
+class LockStoresNotConfigured(TetherError):
+    code = "ERR_LOCK_STORE_NOT_CONFIGURED"
+    http_status = 500
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class LockStoreNotFound(TetherError):
+    code = "ERR_LOCK_STORE_NOT_FOUND"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class TryLockFailed(TetherError):
+    code = "ERR_TRY_LOCK"
+
+
+class UnlockFailed(TetherError):
+    code = "ERR_UNLOCK"
+
+
+# --- bindings --------------------------------------------------------------------------------
+
+
+class BindingInvokeFailed(TetherError):
+    """Unknown binding, unsupported operation or a failing target: daprd reports all as 500."""
+
+    code = "ERR_INVOKE_OUTPUT_BINDING"
+
+
+class StateQueryFailed(TetherError):
+    code = "ERR_STATE_QUERY"
