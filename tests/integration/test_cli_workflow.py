@@ -153,13 +153,19 @@ def test_history_table_without_a_worker(tether_server: TetherProcess) -> None:
     for column in ("#", "TYPE", "TIMESTAMP", "DETAILS"):
         assert column in header
     rows = [line for line in table.splitlines() if "execution" in line]
-    assert "executionTerminated" in rows[0] and "recurse=false" in rows[0]
-    assert 'output={"reason": "test"}' in rows[0]
-    assert "executionCompleted" in rows[1] and "status=TERMINATED" in rows[1]
-    assert rows[0].split()[1] == "0" and rows[1].split()[1] == "1"  # the index column
+    # The start is kept even though the instance never ran: its input stays visible.
+    assert "executionStarted" in rows[0] and "never-runs" in rows[0]
+    assert "executionTerminated" in rows[1] and "recurse=false" in rows[1]
+    assert 'output={"reason": "test"}' in rows[1]
+    assert "executionCompleted" in rows[2] and "status=TERMINATED" in rows[2]
+    assert [r.split()[1] for r in rows] == ["0", "1", "2"]  # the index column
 
     events = json.loads(ok(cli(tether_server, "history", iid, "--json")))["events"]
-    assert [e["type"] for e in events] == ["executionTerminated", "executionCompleted"]
+    assert [e["type"] for e in events] == [
+        "executionStarted",
+        "executionTerminated",
+        "executionCompleted",
+    ]
 
 
 def test_history_and_rerun_of_a_completed_workflow(tether_server: TetherProcess) -> None:
