@@ -211,13 +211,16 @@ def test_lifecycle_and_history_without_a_worker(api: httpx.Client) -> None:
     assert detail["output"] == {"why": "test"} and detail["completedAt"]
 
     events = api.get(f"/{iid}/history").json()["events"]
+    # The start is kept though it never ran, so the history still shows the input.
     assert [(e["index"], e["type"]) for e in events] == [
-        (0, "executionTerminated"),
-        (1, "executionCompleted"),
+        (0, "executionStarted"),
+        (1, "executionTerminated"),
+        (2, "executionCompleted"),
     ]
-    assert events[0]["details"] == {"output": {"why": "test"}, "recurse": False}
-    assert events[1]["details"] == {"status": "TERMINATED", "result": {"why": "test"}}
-    stamp = datetime.fromisoformat(events[0]["timestamp"])
+    assert events[0]["details"]["input"] == ["a", 1]
+    assert events[1]["details"] == {"output": {"why": "test"}, "recurse": False}
+    assert events[2]["details"] == {"status": "TERMINATED", "result": {"why": "test"}}
+    stamp = datetime.fromisoformat(events[1]["timestamp"])
     assert abs(datetime.now(UTC) - stamp) < timedelta(minutes=5)
 
     # Operations on a finished instance are accepted and change nothing.
