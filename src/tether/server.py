@@ -10,12 +10,18 @@ import signal
 import grpc
 import uvicorn
 
+from tether import errors
 from tether.config import ServerConfig
+from tether.runtime.apps import Apps
 from tether.runtime.callers import Callers
+from tether.runtime.components import ComponentHost
 from tether.runtime.context import Runtime
 from tether.runtime.grpc.service import add_dapr_service
 from tether.runtime.http.app import build_app
 from tether.runtime.http.routes import all_routes
+from tether.runtime.inputbindings import InputBindings
+from tether.runtime.jobs import Scheduler, open_job_store
+from tether.runtime.pubsub.manager import PubSubManager
 from tether.workflow.engine import Engine
 from tether.workflow.protos import pb_grpc
 from tether.workflow.service import WorkflowService
@@ -31,7 +37,18 @@ class Server:
         store = open_store(config.store_url, config.data_dir)
         self.engine = Engine(store)
         callers = Callers(config.default_app_id, config.api_tokens)
-        self.runtime = Runtime(config, callers, WorkflowService(self.engine))
+        apps = Apps(config, callers)
+        job_store = open_job_store(config.store_url, config.data_dir)
+        # Other replicas may schedule into a shared PostgreSQL store: look for their jobs often.
+        poll = 5.0 if job_store.kind == "postgresql" else 60.0
+        self.runtime = Runtime(
+            config, callers, WorkflowService(self.engine), apps=apps,
+            jobs=Scheduler(job_store, apps, poll),
+        )  # fmt: skip
+        self.components = ComponentHost(config.data_dir, list(config.resources_paths) or None)
+        self.runtime.components = self.components
+        # Attached before the host starts, so that the first load's input bindings start too.
+        InputBindings(apps, self.runtime.resiliency).attach(self.components)
         self._grpc: grpc.aio.Server | None = None
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -39,6 +56,19 @@ class Server:
     async def start(self) -> None:
         cfg = self.config
         await self.engine.start()
+        self._load_resiliency()
+        await self.runtime.apps.start()
+        await self.runtime.jobs.start()
+        # Before the listeners open, so the first request finds every component that loads.
+        await self.components.start()
+        # Subscriptions need the components and the apps; resource reloads and app changes
+        # re-reconcile them (before replaced brokers are closed).
+        pubsub = self.runtime.pubsub = PubSubManager(
+            self.components, self.runtime.apps, self.runtime.resiliency
+        )
+        self.runtime.apps.on_change(pubsub.app_changed)
+        self.components.on_change(lambda _change: pubsub.reconcile())
+        await pubsub.start()
         limit = cfg.max_request_bytes
         self._grpc = grpc.aio.server(
             options=[
@@ -72,6 +102,18 @@ class Server:
                    "store": self.engine.store.kind},
         )  # fmt: skip
 
+    def _load_resiliency(self) -> None:
+        """Resiliency resources from --resources; a broken file is logged, not fatal."""
+        if not self.config.resources_paths:
+            return
+        from tether.resources.loader import load
+
+        try:
+            found = load(list(self.config.resources_paths)).resiliencies
+            self.runtime.resiliency.apply(found)
+        except (errors.ResourceInvalid, ValueError) as exc:
+            log.error("resiliency policies not loaded: %s", exc)
+
     async def stop(self) -> None:
         self.runtime.ready = False
         if self._http is not None:
@@ -81,6 +123,11 @@ class Server:
                 await self._http_task
         if self._grpc is not None:
             await self._grpc.stop(grace=1.0)
+        if self.runtime.pubsub is not None:
+            await self.runtime.pubsub.stop()
+        await self.runtime.jobs.stop()
+        await self.components.stop()
+        await self.runtime.apps.stop()
         await self.engine.stop()
         log.info("tether stopped")
 

@@ -45,12 +45,47 @@ def dev(
     max_request_mb: int = typer.Option(16, help="Largest accepted request, in MiB."),
     json_logs: bool = typer.Option(False, "--json-logs", help="Log JSON lines."),
     log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR."),
+    app_port: int | None = typer.Option(
+        None, help="Port the --app-id app listens on (service invocation, jobs, events)."
+    ),
+    app_protocol: str = typer.Option("http", help="How to call the app: http or grpc."),
+    app_channel_address: str = typer.Option("127.0.0.1", help="Host the app listens on."),
+    app_token: str | None = typer.Option(
+        None, help="Sent to the app as dapr-api-token on every call into it."
+    ),
+    enable_app_health_check: bool = typer.Option(
+        False, "--enable-app-health-check", help="Probe the app; pause deliveries while it fails."
+    ),
+    app_health_check_path: str = typer.Option("/healthz", help="Path probed (HTTP apps)."),
+    app_health_probe_interval: float = typer.Option(5.0, help="Seconds between probes."),
+    app_health_probe_timeout: int = typer.Option(500, help="Probe timeout in milliseconds."),
+    app_health_threshold: int = typer.Option(3, help="Failed probes before unhealthy."),
+    resources: list[Path] = typer.Option(
+        [], "--resources", help="Folder or file of Dapr resources (repeatable)."
+    ),
 ) -> None:
     """Start the embedded server: everything in one process, state in --data-dir."""
     from tether import logs
+    from tether.config import AppConfig, HealthCheck
     from tether.server import serve
 
     logs.configure(log_level, json_logs)
+    if app_protocol not in ("http", "grpc"):
+        raise typer.BadParameter("use http or grpc", param_hint="--app-protocol")
+    default_app = None
+    if app_port is not None:
+        health = None
+        if enable_app_health_check:
+            health = HealthCheck(
+                path=app_health_check_path,
+                interval=app_health_probe_interval,
+                timeout=app_health_probe_timeout / 1000,
+                threshold=app_health_threshold,
+            )
+        default_app = AppConfig(
+            app_id=app_id, port=app_port, protocol=app_protocol, address=app_channel_address,
+            app_token=app_token, health=health,
+        )  # fmt: skip
     config = ServerConfig(
         host=host,
         grpc_port=grpc_port,
@@ -61,6 +96,8 @@ def dev(
         max_request_bytes=max_request_mb * 1024 * 1024,
         json_logs=json_logs,
         log_level=log_level,
+        app=default_app,
+        resources_paths=tuple(resources),
     )
     try:
         asyncio.run(serve(config))
@@ -75,9 +112,10 @@ def dev(
 
 
 def _register_subcommands() -> None:
-    from tether.cli import workflow
+    from tether.cli import run, workflow
 
     app.add_typer(workflow.app, name="workflow")
+    app.command(name="run", context_settings=run.CONTEXT)(run.run)
 
 
 def main() -> None:

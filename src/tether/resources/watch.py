@@ -21,6 +21,8 @@ log = logging.getLogger("tether.resources")
 
 OnChange = Callable[[ResourceSet], Awaitable[None]]
 Snapshot = frozenset[tuple[str, int, int]]
+#: Loads a resources folder (default: `loader.load`, which fails on the first broken file).
+Loader = Callable[[Path | str | Sequence[Path | str]], ResourceSet]
 
 
 def snapshot(paths: Path | str | Sequence[Path | str]) -> Snapshot:
@@ -47,10 +49,13 @@ class ResourceWatcher:
         paths: Path | str | Sequence[Path | str],
         on_change: OnChange,
         interval: float = 1.0,
+        loader: Loader = load,
     ) -> None:
         self._paths = paths
         self._on_change = on_change
         self._interval = interval
+        # Swappable so that a host can skip broken files instead of keeping the whole old set.
+        self._load = loader
         self._snapshot: Snapshot = frozenset()
         self._current = ResourceSet()
         self._task: asyncio.Task[None] | None = None
@@ -65,7 +70,7 @@ class ResourceWatcher:
     async def start(self) -> ResourceSet:
         """Load once (a broken folder raises `ResourceInvalid` here) and start polling."""
         self._snapshot = await asyncio.to_thread(snapshot, self._paths)
-        self._current = await asyncio.to_thread(load, self._paths)
+        self._current = await asyncio.to_thread(self._load, self._paths)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="tether-resource-watch")
         return self._current
@@ -84,7 +89,7 @@ class ResourceWatcher:
             return False
         self._snapshot = taken
         try:
-            loaded = await asyncio.to_thread(load, self._paths)
+            loaded = await asyncio.to_thread(self._load, self._paths)
         except ResourceInvalid as exc:
             self.last_error = exc.message
             log.error("resources not reloaded, keeping the previous ones: %s", exc.message)

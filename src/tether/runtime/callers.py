@@ -32,6 +32,9 @@ class Callers:
     def register(self, token: str, app_id: str) -> None:
         self._tokens[token] = app_id
 
+    def unregister(self, token: str) -> None:
+        self._tokens.pop(token, None)
+
     def app_for_token(self, token: str | None) -> str:
         if token:
             app_id = self._tokens.get(token)

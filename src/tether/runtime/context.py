@@ -8,7 +8,13 @@ from typing import Any
 
 from tether import __version__
 from tether.config import ServerConfig
+from tether.runtime.apps import Apps
 from tether.runtime.callers import Callers
+from tether.runtime.components import NoComponents
+from tether.runtime.contracts import ComponentHost
+from tether.runtime.jobs import Scheduler
+from tether.runtime.pubsub.manager import PubSubManager
+from tether.runtime.resiliency import Resiliencies
 from tether.workflow.service import WorkflowService
 
 
@@ -17,11 +23,23 @@ class Runtime:
     config: ServerConfig
     callers: Callers
     workflows: WorkflowService
+    #: The App IDs served and the channels into their apps.
+    apps: Apps
+    #: The Jobs API's scheduler.
+    jobs: Scheduler
     ready: bool = False
     started: float = field(default_factory=time.time)
+    #: Resiliency policies in force (replaced whole when resources are (re)loaded).
+    resiliency: Resiliencies = field(default_factory=Resiliencies)
+    #: Pub/sub subscriptions and deliveries; None until the server starts them.
+    pubsub: PubSubManager | None = None
+    #: The live components (state stores, secret stores, bindings, ...) by name and scope.
+    components: ComponentHost = field(default_factory=NoComponents)
 
     def metadata(self, app_id: str) -> dict[str, Any]:
         """The Dapr metadata document for the calling App ID."""
+        from tether.runtime.api.metadata import component_entries
+
         streams = self.workflows.engine.dispatcher.streams(app_id)
         return {
             "id": app_id,
@@ -34,16 +52,36 @@ class Runtime:
                     "type": "workflow.tether",
                     "version": "v1",
                     "capabilities": [],
-                }
+                },
+                *component_entries(self.components, app_id),
             ],
             "extended": {
                 "workflowStore": self.workflows.store.kind,
                 "connectedWorkers": str(len(streams)),
             },
-            "subscriptions": [],
+            "subscriptions": self.pubsub.describe(app_id) if self.pubsub is not None else [],
             "httpEndpoints": [],
-            "appConnectionProperties": {},
+            "appConnectionProperties": self._app_connection(app_id),
         }
+
+    def _app_connection(self, app_id: str) -> dict[str, Any]:
+        cfg = self.apps.get(app_id)
+        if cfg is None or cfg.port is None:
+            return {}
+        props: dict[str, Any] = {
+            "port": cfg.port,
+            "protocol": cfg.protocol,
+            "channelAddress": cfg.address,
+            "maxRequestBodySize": cfg.max_body_bytes or self.config.max_request_bytes,
+        }
+        if cfg.health is not None:
+            props["health"] = {
+                "healthCheckPath": cfg.health.path,
+                "healthProbeInterval": f"{cfg.health.interval:g}s",
+                "healthProbeTimeout": f"{cfg.health.timeout * 1000:g}ms",
+                "healthThreshold": cfg.health.threshold,
+            }
+        return props
 
     def metrics_text(self) -> str:
         """Prometheus exposition of the engine's counters and gauges."""

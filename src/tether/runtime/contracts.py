@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tether.resources.component import ComponentSpec
+from tether.resources.subscription import Subscription
 
 
 class ComponentHost(Protocol):
@@ -21,6 +22,10 @@ class ComponentHost(Protocol):
 
     def specs(self, app_id: str | None = None) -> list[ComponentSpec]:
         """Loaded component specs (only those visible to `app_id` when given)."""
+
+    def subscriptions(self, app_id: str) -> list[Subscription]:
+        """Loaded `Subscription` resources whose scopes include `app_id` (declarative
+        pub/sub subscriptions); the list changes when resources are reloaded."""
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,7 @@ class Dispatcher:
         self._ids = itertools.count(1)
         self._rr = itertools.count()
         self._on_lost = on_lost
+        self._boot = uuid.uuid4().hex[:12]
         self.connected = asyncio.Event()
 
     def open(self, app_id: str, capabilities: frozenset[int]) -> Stream:
@@ -98,7 +100,8 @@ class Dispatcher:
         return peers[next(self._rr) % len(peers)]
 
     def lease(self, stream: Stream, instance_id: str, execution_id: str) -> Lease:
-        token = f"{stream.id}.{next(self._ids)}"
+        # The boot id keeps a token from a previous server process from matching a new one.
+        token = f"{self._boot}.{stream.id}.{next(self._ids)}"
         lease = Lease(token, stream, instance_id, execution_id)
         self._leases[token] = lease
         stream.outstanding.add(token)

@@ -21,9 +21,11 @@ from datetime import datetime
 from typing import Any
 
 from tether import errors
+from tether.aio import uncancellable
 from tether.workflow import events as ev
 from tether.workflow import protos as p
 from tether.workflow import turn
+from tether.workflow.activities import ActivityQueue
 from tether.workflow.dispatcher import Dispatcher, Lease, Stream
 from tether.workflow.model import Activity, InboxItem, Instance, utcnow
 from tether.workflow.protos import pb
@@ -81,7 +83,7 @@ class Engine:
         self._ready: deque[str] = deque()
         self._queued: set[str] = set()
         self._parked: dict[str, set[str]] = {}
-        self._activities: dict[str, deque[Activity]] = {}
+        self.activities = ActivityQueue(self.dispatcher)
         self._waiters: dict[str, list[tuple[Callable[[Instance], bool], asyncio.Future[Instance]]]]
         self._waiters = {}
         self._pump_scheduled = False
@@ -149,6 +151,8 @@ class Engine:
                 history = [ev.parse(raw) for raw in await self.store.get_history(instance_id)]
                 inbox = await self.store.get_inbox(instance_id)
                 loaded = self._live.setdefault(instance_id, Live(inst, history, inbox))
+                if not inst.terminal:
+                    await self._resume_activities(loaded)
             fut.set_result(loaded)
             return loaded
         except BaseException as exc:
@@ -276,12 +280,13 @@ class Engine:
             if live.inst.app_id == app_id and live.inst.status == p.STATUS_STALLED:
                 live.inst.status = p.STATUS_RUNNING
                 self.wake(live.inst.instance_id)
-        self._drain_activities(app_id)
+        self.activities.drain(app_id)
         return stream
 
     def worker_disconnected(self, stream: Stream) -> None:
         self.dispatcher.close(stream)
 
+    @uncancellable
     async def worker_complete_turn(self, res: Any) -> None:
         lease = self.dispatcher.peek(res.completionToken)
         if lease is None or lease.is_activity:
@@ -533,22 +538,7 @@ class Engine:
     # --- activities -------------------------------------------------------------------------
 
     def queue_activity(self, app_id: str, act: Activity) -> None:
-        self._activities.setdefault(app_id, deque()).append(act)
-        self._drain_activities(app_id)
-
-    def _drain_activities(self, app_id: str) -> None:
-        queue = self._activities.get(app_id)
-        while queue:
-            stream = self.dispatcher.pick(app_id)
-            if stream is None:
-                return
-            act = queue.popleft()
-            lease = self.dispatcher.lease(stream, act.instance_id, act.execution_id)
-            lease.task_id = act.task_id
-            lease.shown = [act.request]
-            request = pb.ActivityRequest()
-            request.ParseFromString(act.request)
-            self.dispatcher.send(lease, pb.WorkItem(activityRequest=request))
+        self.activities.add(app_id, act)
 
     async def _recover_activity(self, act: Activity) -> None:
         live = await self.live(act.instance_id)
@@ -559,13 +549,23 @@ class Engine:
             return
         self.queue_activity(live.inst.app_id, act)
 
+    async def _resume_activities(self, live: Live) -> None:
+        """After a reload, queue what the store says is scheduled and nobody is running."""
+        inst = live.inst
+        for act in await self.store.get_activities(inst.instance_id):
+            if act.execution_id == inst.execution_id:
+                self.activities.add(inst.app_id, act)
+
     async def _redispatch_activity(self, lease: Lease) -> None:
         live = await self.live(lease.instance_id)
+        task_id = lease.task_id or 0
         if live is None or live.inst.terminal or live.inst.execution_id != lease.execution_id:
+            self.activities.done(lease.instance_id, lease.execution_id, task_id)
             return
-        act = Activity(lease.instance_id, lease.execution_id, lease.task_id or 0, lease.shown[0])
-        self.queue_activity(live.inst.app_id, act)
+        act = Activity(lease.instance_id, lease.execution_id, task_id, lease.shown[0])
+        self.activities.again(live.inst.app_id, act)
 
+    @uncancellable
     async def worker_complete_activity(self, res: Any) -> None:
         lease = self.dispatcher.peek(res.completionToken)
         if lease is None or not lease.is_activity:
@@ -579,6 +579,7 @@ class Engine:
             )
         self.dispatcher.release(lease)
         iid, exec_id, task_id = lease.instance_id, lease.execution_id, res.taskId
+        self.activities.done(iid, exec_id, task_id)
         now = utcnow()
         if res.HasField("failureDetails"):
             event = ev.task_failed(now, task_id, res.failureDetails, "")
@@ -594,7 +595,12 @@ class Engine:
         if live is not None and not live.inst.terminal and live.inst.execution_id == exec_id:
             item = InboxItem(0, event.SerializeToString())
             batch.inbox_add.append((iid, item))
-        await self.store.commit(batch)
+        try:
+            await self.store.commit(batch)
+        except Exception:
+            # The worker drops a result we refuse; hand the activity out again instead.
+            self.spawn(self._redispatch_activity(lease))
+            raise
         self.stats["activities_completed"] += 1
         if item is not None:
             current = self._live.get(iid)
@@ -646,6 +652,7 @@ class Engine:
 
     # --- termination ------------------------------------------------------------------------
 
+    @uncancellable
     async def terminate(self, instance_id: str, output: str | None, recursive: bool) -> None:
         """Make the instance TERMINATED now, with or without a worker; children follow.
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from tether import errors
+from tether.aio import uncancellable
 from tether.workflow import events as ev
 from tether.workflow import protos as p
 from tether.workflow import rerun
@@ -52,6 +53,7 @@ class WorkflowService:
 
     # --- starting ---------------------------------------------------------------------------
 
+    @uncancellable
     async def start(self, req: StartRequest) -> str:
         if not req.name:
             raise errors.WorkflowNameMissing("a workflow name is required to start a workflow")
@@ -78,6 +80,7 @@ class WorkflowService:
 
     # --- events and lifecycle ---------------------------------------------------------------
 
+    @uncancellable
     async def raise_event(self, instance_id: str, name: str, data: str | None) -> None:
         if not name:
             raise errors.EventNameMissing("an event name is required to raise an event")
@@ -98,6 +101,7 @@ class WorkflowService:
     async def resume(self, instance_id: str, reason: str | None = None) -> None:
         await self._set_suspended(instance_id, reason, False)
 
+    @uncancellable
     async def _set_suspended(self, instance_id: str, reason: str | None, suspend: bool) -> None:
         live = await self._require(instance_id)
         async with live.lock:
@@ -148,6 +152,7 @@ class WorkflowService:
 
     # --- rerun ------------------------------------------------------------------------------
 
+    @uncancellable
     async def rerun(self, req: RerunRequest) -> str:
         source = await self.engine.get(req.source_id)
         if source is None:
@@ -177,6 +182,7 @@ class WorkflowService:
 
     # --- purging ----------------------------------------------------------------------------
 
+    @uncancellable
     async def purge(self, instance_id: str, recursive: bool = True, force: bool = False) -> int:
         """Delete a finished instance (and its descendants); returns how many were deleted."""
         inst = await self.engine.get(instance_id)

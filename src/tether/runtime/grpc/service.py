@@ -10,10 +10,31 @@ import grpc
 from dapr.proto.runtime.v1 import dapr_pb2_grpc
 
 from tether.runtime.context import Runtime
+from tether.runtime.grpc.bindings import BindingRpcs
+from tether.runtime.grpc.configuration import ConfigurationRpcs
+from tether.runtime.grpc.invoke import InvokeRpcs
+from tether.runtime.grpc.jobs import JobRpcs
+from tether.runtime.grpc.lock import LockRpcs
+from tether.runtime.grpc.metadata import MetadataRpcs
+from tether.runtime.grpc.pubsub import PubSubRpcs
+from tether.runtime.grpc.secrets import SecretRpcs
+from tether.runtime.grpc.state import StateRpcs
 from tether.runtime.grpc.workflows import WorkflowRpcs
 
 
-class DaprService(WorkflowRpcs, dapr_pb2_grpc.DaprServicer):
+class DaprService(
+    WorkflowRpcs,
+    InvokeRpcs,
+    JobRpcs,
+    StateRpcs,
+    SecretRpcs,
+    ConfigurationRpcs,
+    LockRpcs,
+    BindingRpcs,
+    MetadataRpcs,
+    PubSubRpcs,
+    dapr_pb2_grpc.DaprServicer,
+):
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 

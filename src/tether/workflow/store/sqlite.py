@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -65,6 +66,8 @@ CREATE TABLE IF NOT EXISTS activities (
 """
 
 _CHECKPOINT_SECONDS = 1.0
+_BUSY_GIVE_UP = 30.0
+log = logging.getLogger("tether.workflow")
 _Job = tuple[bool, Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
 
 
@@ -80,6 +83,7 @@ class SqliteStore(WorkflowStore):
         self._flush_scheduled = False
         self._checkpointer: threading.Thread | None = None
         self._stop = threading.Event()
+        self._busy_since: float | None = None
 
     # --- plumbing ---------------------------------------------------------------------------
     #
@@ -145,10 +149,38 @@ class SqliteStore(WorkflowStore):
             err = errors.StoreError("the workflow store is closed")
             _resolve([(fut, None, err) for _, _, fut in jobs])
             return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            self._busy(jobs, exc)
+            return
+        self._busy_since = None
         _resolve(self._execute(self._conn, jobs))
 
+    def _busy(self, jobs: list[_Job], exc: sqlite3.OperationalError) -> None:
+        """Another process holds the write lock: wait without blocking the loop, then retry."""
+        assert self._loop is not None
+        now = self._loop.time()
+        if self._busy_since is None:
+            self._busy_since = now
+            log.warning("workflow store is locked by another process; retrying")
+        if now - self._busy_since > _BUSY_GIVE_UP:
+            self._busy_since = None
+            err = errors.StoreError(
+                f"the SQLite file {self._path} stayed locked by another process for "
+                f"{_BUSY_GIVE_UP:.0f}s ({exc}); close other programs that write to it"
+            )
+            _resolve([(fut, None, err) for _, _, fut in jobs])
+            return
+        self._pending[:0] = jobs
+        self._flush_scheduled = True
+        self._loop.call_later(0.01, self._flush)
+
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
+        # timeout=0: a lock held elsewhere must never block the event loop (see `_busy`).
+        conn = sqlite3.connect(
+            str(self._path), isolation_level=None, check_same_thread=False, timeout=0
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA temp_store=MEMORY")
@@ -170,10 +202,9 @@ class SqliteStore(WorkflowStore):
     def _execute(
         self, conn: sqlite3.Connection, jobs: list[_Job]
     ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        """Run jobs; for writes the caller has already begun the transaction."""
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         writes = [j for j in jobs if j[0]]
-        if writes:
-            conn.execute("BEGIN IMMEDIATE")
         for write, fn, fut in jobs:
             try:
                 if write:

@@ -1,0 +1,1 @@
+"""Pub/sub delivery: subscriptions of every kind, routed, retried and dead-lettered."""
