@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from tether import errors
-from tether.aio import uncancellable
+from tether.aio import settle
 from tether.workflow import events as ev
 from tether.workflow import protos as p
 from tether.workflow import turn
@@ -162,6 +162,10 @@ class Engine:
         finally:
             del self._loading[instance_id]
 
+    async def _commit(self, batch: Batch) -> None:
+        """Commit; the memory updates that follow every commit must happen once it lands."""
+        await settle(self.store.commit(batch))
+
     def live_cached(self, instance_id: str) -> Live | None:
         return self._live.get(instance_id)
 
@@ -286,7 +290,6 @@ class Engine:
     def worker_disconnected(self, stream: Stream) -> None:
         self.dispatcher.close(stream)
 
-    @uncancellable
     async def worker_complete_turn(self, res: Any) -> None:
         lease = self.dispatcher.peek(res.completionToken)
         if lease is None or lease.is_activity:
@@ -381,7 +384,7 @@ class Engine:
         batch.inbox_add.extend(fresh)
         batch.instances.append(row)
         batch.expect_turn[inst.instance_id] = inst.turn
-        await self.store.commit(batch)
+        await self._commit(batch)
 
         # Durable now: bring memory in line and start what the turn asked for.
         self.stats["turns"] += 1
@@ -543,7 +546,7 @@ class Engine:
     async def _recover_activity(self, act: Activity) -> None:
         live = await self.live(act.instance_id)
         if live is None or live.inst.terminal or live.inst.execution_id != act.execution_id:
-            await self.store.commit(
+            await self._commit(
                 Batch(activities_remove=[(act.instance_id, act.execution_id, act.task_id)])
             )
             return
@@ -565,7 +568,6 @@ class Engine:
         act = Activity(lease.instance_id, lease.execution_id, task_id, lease.shown[0])
         self.activities.again(live.inst.app_id, act)
 
-    @uncancellable
     async def worker_complete_activity(self, res: Any) -> None:
         lease = self.dispatcher.peek(res.completionToken)
         if lease is None or not lease.is_activity:
@@ -596,7 +598,7 @@ class Engine:
             item = InboxItem(0, event.SerializeToString())
             batch.inbox_add.append((iid, item))
         try:
-            await self.store.commit(batch)
+            await self._commit(batch)
         except Exception:
             # The worker drops a result we refuse; hand the activity out again instead.
             self.spawn(self._redispatch_activity(lease))
@@ -652,7 +654,6 @@ class Engine:
 
     # --- termination ------------------------------------------------------------------------
 
-    @uncancellable
     async def terminate(self, instance_id: str, output: str | None, recursive: bool) -> None:
         """Make the instance TERMINATED now, with or without a worker; children follow.
 
@@ -698,7 +699,7 @@ class Engine:
                         fresh.append((child_id, item))
             batch.inbox_add.extend(fresh)
             try:
-                await self.store.commit(batch)
+                await self._commit(batch)
             except errors.StaleTurn:
                 self.evict(instance_id)
                 raise errors.Unavailable(

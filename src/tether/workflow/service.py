@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from tether import errors
-from tether.aio import uncancellable
+from tether.aio import settle
 from tether.workflow import events as ev
 from tether.workflow import protos as p
 from tether.workflow import rerun
@@ -51,9 +51,11 @@ class WorkflowService:
         self.engine = engine
         self.store = engine.store
 
+    async def _commit(self, batch: Batch) -> None:
+        await settle(self.store.commit(batch))
+
     # --- starting ---------------------------------------------------------------------------
 
-    @uncancellable
     async def start(self, req: StartRequest) -> str:
         if not req.name:
             raise errors.WorkflowNameMissing("a workflow name is required to start a workflow")
@@ -72,7 +74,7 @@ class WorkflowService:
         )  # fmt: skip
         start = ev.execution_started(now, req.name, iid, exec_id, req.input, scheduled=scheduled)
         item = InboxItem(0, start.SerializeToString(), scheduled, prio=0)
-        await self.store.commit(Batch(creates=[NewInstance(inst, [item], not req.unique)]))
+        await self._commit(Batch(creates=[NewInstance(inst, [item], not req.unique)]))
         self.engine.evict(iid)
         self.engine.adopt(Live(inst, [], [item]))
         self.engine.stats["instances_started"] += 1
@@ -80,7 +82,6 @@ class WorkflowService:
 
     # --- events and lifecycle ---------------------------------------------------------------
 
-    @uncancellable
     async def raise_event(self, instance_id: str, name: str, data: str | None) -> None:
         if not name:
             raise errors.EventNameMissing("an event name is required to raise an event")
@@ -89,7 +90,7 @@ class WorkflowService:
             return  # nothing will ever read it; Dapr accepts and drops such events too
         now = utcnow()
         item = InboxItem(0, ev.event_raised(now, name, data).SerializeToString())
-        await self.store.commit(Batch(inbox_add=[(instance_id, item)]))
+        await self._commit(Batch(inbox_add=[(instance_id, item)]))
         self.engine.deliver(instance_id, item, now)
 
     async def terminate(self, instance_id: str, output: str | None, recursive: bool = True) -> None:
@@ -101,7 +102,6 @@ class WorkflowService:
     async def resume(self, instance_id: str, reason: str | None = None) -> None:
         await self._set_suspended(instance_id, reason, False)
 
-    @uncancellable
     async def _set_suspended(self, instance_id: str, reason: str | None, suspend: bool) -> None:
         live = await self._require(instance_id)
         async with live.lock:
@@ -120,7 +120,7 @@ class WorkflowService:
             item = InboxItem(0, event.SerializeToString())
             batch = Batch(instances=[row], expect_turn={instance_id: inst.turn})
             batch.inbox_add.append((instance_id, item))
-            await self.store.commit(batch)
+            await self._commit(batch)
             row.turn = inst.turn + 1
             live.inst = row
         self.engine.deliver(instance_id, item, now)
@@ -152,7 +152,6 @@ class WorkflowService:
 
     # --- rerun ------------------------------------------------------------------------------
 
-    @uncancellable
     async def rerun(self, req: RerunRequest) -> str:
         source = await self.engine.get(req.source_id)
         if source is None:
@@ -169,7 +168,7 @@ class WorkflowService:
         fresh: list[tuple[str, InboxItem]] = []
         children = await self.engine.start_children(plan.instance, plan.children, batch, fresh, now)
         batch.inbox_add.extend(fresh)
-        await self.store.commit(batch)
+        await self._commit(batch)
         live = Live(plan.instance, [ev.parse(raw) for raw in plan.history], plan.inbox)
         self.engine.adopt(live)
         for child in children:
@@ -182,7 +181,6 @@ class WorkflowService:
 
     # --- purging ----------------------------------------------------------------------------
 
-    @uncancellable
     async def purge(self, instance_id: str, recursive: bool = True, force: bool = False) -> int:
         """Delete a finished instance (and its descendants); returns how many were deleted."""
         inst = await self.engine.get(instance_id)
@@ -204,7 +202,7 @@ class WorkflowService:
                         f"child workflow '{iid}' of '{instance_id}' is still "
                         f"{p_name(child.status)}; terminate it first"
                     )
-        await self.store.commit(Batch(purge=ids))
+        await self._commit(Batch(purge=ids))
         for iid in ids:
             self.engine.evict(iid)
         return len(ids)
