@@ -16,6 +16,7 @@ again one batch per savepoint, and the batch at fault fails alone.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -89,42 +90,76 @@ _LOCK = (
     f"SELECT instance_id, status, turn FROM {_INST} WHERE instance_id = ANY($1::text[]) "
     "ORDER BY instance_id FOR UPDATE"
 )
-# One statement removes everything the group removes. The parts touch different tables or, when
-# two hit the same row, both delete it, which PostgreSQL resolves to a single deletion.
-_DELETE = f"""
-WITH di AS (DELETE FROM {_INST} WHERE instance_id = ANY($1::text[])),
-dh AS (DELETE FROM {_HIST} h USING unnest($2::text[], $3::int[]) AS c(iid, cut)
-       WHERE h.instance_id = c.iid AND h.idx >= c.cut),
-dbc AS (DELETE FROM {_INBOX} WHERE instance_id = ANY($4::text[])),
-dbs AS (DELETE FROM {_INBOX} WHERE seq = ANY($5::bigint[])),
-dac AS (DELETE FROM {_ACTS} WHERE instance_id = ANY($6::text[])),
-dak AS (DELETE FROM {_ACTS} a USING unnest($7::text[], $8::text[], $9::int[]) AS k(iid, eid, tid)
-        WHERE a.instance_id = k.iid AND a.execution_id = k.eid AND a.task_id = k.tid)
-SELECT 1
-"""
-# And one adds everything. Rows are unique per key by construction (see `_Plan`), so no two parts
-# write the same row. `strict` rows are ids the group found absent under lock: a plain INSERT
-# turns a concurrent creator on another node into a unique violation instead of an overwrite.
-# Inbox rows are inserted in batch order so that their identity values increase with it.
-_INSERT = f"""
-WITH src AS (SELECT * FROM unnest({_SRC}, ${_N}::bool[]) AS s({INSTANCE_COLUMNS}, strict)),
-fi AS (INSERT INTO {_INST} ({INSTANCE_COLUMNS}) SELECT {INSTANCE_COLUMNS} FROM src WHERE strict),
-ui AS (INSERT INTO {_INST} ({INSTANCE_COLUMNS}) SELECT {INSTANCE_COLUMNS} FROM src WHERE NOT strict
-       ON CONFLICT (instance_id) DO UPDATE SET
-       {", ".join(f"{c} = EXCLUDED.{c}" for c in _COLS[1:])}),
-ih AS (INSERT INTO {_HIST} (instance_id, idx, event)
-       SELECT * FROM unnest(${_N + 1}::text[], ${_N + 2}::int[], ${_N + 3}::bytea[])),
-ia AS (INSERT INTO {_ACTS} (instance_id, execution_id, task_id, request)
-       SELECT * FROM unnest(${_N + 4}::text[], ${_N + 5}::text[], ${_N + 6}::int[],
-                            ${_N + 7}::bytea[])
-       ON CONFLICT (instance_id, execution_id, task_id) DO UPDATE SET request = EXCLUDED.request),
-ib AS (INSERT INTO {_INBOX} (instance_id, prio, visible_at, event)
-       SELECT b.iid, b.prio, b.vis, b.ev
-       FROM unnest(${_N + 8}::text[], ${_N + 9}::int[], ${_N + 10}::bigint[], ${_N + 11}::bytea[])
-            WITH ORDINALITY AS b(iid, prio, vis, ev, ord)
-       ORDER BY b.ord RETURNING seq)
-SELECT seq FROM ib
-"""
+# One statement removes everything the group removes, and one adds everything. Only the parts a
+# group needs are included: planning parts over empty arrays cost more than the writes they do.
+# Parts touch different tables or, when two delete the same row, PostgreSQL deletes it once.
+_DELETE_PARTS = (
+    f"DELETE FROM {_INST} WHERE instance_id = ANY({{}}::text[])",
+    f"DELETE FROM {_HIST} h USING unnest({{}}::text[], {{}}::int[]) AS c(iid, cut) "
+    "WHERE h.instance_id = c.iid AND h.idx >= c.cut",
+    f"DELETE FROM {_INBOX} WHERE instance_id = ANY({{}}::text[])",
+    f"DELETE FROM {_INBOX} WHERE seq = ANY({{}}::bigint[])",
+    f"DELETE FROM {_ACTS} WHERE instance_id = ANY({{}}::text[])",
+    f"DELETE FROM {_ACTS} a USING unnest({{}}::text[], {{}}::text[], {{}}::int[]) "
+    "AS k(iid, eid, tid) "
+    "WHERE a.instance_id = k.iid AND a.execution_id = k.eid AND a.task_id = k.tid",
+)
+# Rows are unique per key by construction (see `_Plan`), so no two parts write the same row.
+# `strict` rows are ids the group found absent under lock: a plain INSERT turns a concurrent
+# creator on another node into a unique violation instead of an overwrite. Inbox rows are
+# inserted in batch order so that their identity values increase with it.
+_INSERT_PARTS = (
+    f"src AS (SELECT * FROM unnest({{}}) AS s({INSTANCE_COLUMNS}, strict)), "
+    f"fi AS (INSERT INTO {_INST} ({INSTANCE_COLUMNS}) SELECT {INSTANCE_COLUMNS} FROM src "
+    "WHERE strict), "
+    f"ui AS (INSERT INTO {_INST} ({INSTANCE_COLUMNS}) SELECT {INSTANCE_COLUMNS} FROM src "
+    "WHERE NOT strict ON CONFLICT (instance_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLS[1:])
+    + ")",
+    f"ih AS (INSERT INTO {_HIST} (instance_id, idx, event) "
+    "SELECT * FROM unnest({}::text[], {}::int[], {}::bytea[]))",
+    f"ia AS (INSERT INTO {_ACTS} (instance_id, execution_id, task_id, request) "
+    "SELECT * FROM unnest({}::text[], {}::text[], {}::int[], {}::bytea[]) "
+    "ON CONFLICT (instance_id, execution_id, task_id) DO UPDATE SET request = EXCLUDED.request)",
+    f"ib AS (INSERT INTO {_INBOX} (instance_id, prio, visible_at, event) "
+    "SELECT b.iid, b.prio, b.vis, b.ev FROM unnest({}::text[], {}::int[], {}::bigint[], "
+    "{}::bytea[]) WITH ORDINALITY AS b(iid, prio, vis, ev, ord) ORDER BY b.ord RETURNING seq)",
+)
+_SRC_TYPES = [*_COL_TYPES, "bool"]
+
+
+def _numbered(template: str, first: int, count: int) -> str:
+    return template.format(*(f"${first + i}" for i in range(count)))
+
+
+@functools.cache
+def _delete_sql(mask: tuple[bool, ...]) -> str:
+    parts, n = [], 1
+    for i, (part, on) in enumerate(zip(_DELETE_PARTS, mask, strict=True)):
+        width = part.count("{}")
+        if on:
+            parts.append(f"d{i} AS ({_numbered(part, n, width)})")
+            n += width
+    return "WITH " + ", ".join(parts) + " SELECT 1"
+
+
+@functools.cache
+def _insert_sql(mask: tuple[bool, ...]) -> str:
+    parts, n = [], 1
+    for i, (part, on) in enumerate(zip(_INSERT_PARTS, mask, strict=True)):
+        if not on:
+            continue
+        if i == 0:
+            src = ", ".join(f"${n + k}::{t}[]" for k, t in enumerate(_SRC_TYPES))
+            parts.append(part.replace("{}", src, 1))
+            n += len(_SRC_TYPES)
+        else:
+            width = part.count("{}")
+            parts.append(_numbered(part, n, width))
+            n += width
+    tail = "SELECT seq FROM ib" if mask[-1] else "SELECT NULL::bigint AS seq WHERE false"
+    return "WITH " + ", ".join(parts) + " " + tail
+
 
 _GROUP_LIMIT = 1024
 _Job = tuple[Batch, asyncio.Future[None]]
@@ -528,16 +563,20 @@ class _Plan:
     async def execute(self, conn: Any, absent: set[str]) -> None:
         deleted = [iid for iid, row in self.rows.items() if row is None]
         keys = sorted(self.act_keys)
-        if any((deleted, self.hist_cut, self.inbox_clear, self.inbox_seqs, self.act_clear, keys)):
+        cuts = list(self.hist_cut)
+        removals: list[list[list[Any]]] = [
+            [deleted],
+            [cuts, [self.hist_cut[c] for c in cuts]],
+            [list(self.inbox_clear)],
+            [self.inbox_seqs],
+            [list(self.act_clear)],
+            _columns(keys, 3),
+        ]
+        mask = tuple(bool(args[0]) for args in removals)
+        if any(mask):
             await conn.execute(
-                _DELETE,
-                deleted,
-                list(self.hist_cut),
-                list(self.hist_cut.values()),
-                list(self.inbox_clear),
-                self.inbox_seqs,
-                list(self.act_clear),
-                *_columns(keys, 3),
+                _delete_sql(mask),
+                *(a for on, args in zip(mask, removals, strict=True) if on for a in args),
             )
         rows = [
             (*_instance_params(*row), iid in absent)
@@ -553,15 +592,12 @@ class _Plan:
         box = [
             (iid, item.prio, to_micros(item.visible_at), item.event) for iid, item in self.inbox_add
         ]
-        if not (rows or hist or acts or box):
+        additions = [(rows, _N), (hist, 3), (acts, 4), (box, 4)]
+        mask = tuple(bool(part) for part, _ in additions)
+        if not any(mask):
             return
-        fetched = await conn.fetch(
-            _INSERT,
-            *_columns(rows, _N),
-            *_columns(hist, 3),
-            *_columns(acts, 4),
-            *_columns(box, 4),
-        )
+        args = [a for part, width in additions if part for a in _columns(part, width)]
+        fetched = await conn.fetch(_insert_sql(mask), *args)
         # Identity values follow insertion order, which follows batch order (ORDER BY ord).
         seqs = sorted(r[0] for r in fetched)
         for (_iid, item), seq in zip(self.inbox_add, seqs, strict=True):

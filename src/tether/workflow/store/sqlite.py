@@ -205,6 +205,8 @@ class SqliteStore(WorkflowStore):
         """Run jobs; for writes the caller has already begun the transaction."""
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         writes = [j for j in jobs if j[0]]
+        if len(writes) == 1 and len(jobs) == 1:
+            return self._execute_alone(conn, jobs[0])
         for write, fn, fut in jobs:
             try:
                 if write:
@@ -232,6 +234,22 @@ class SqliteStore(WorkflowStore):
                 failed = {id(w[2]) for w in writes}
                 results = [(f, v, err if id(f) in failed else e) for f, v, e in results]
         return results
+
+    def _execute_alone(
+        self, conn: sqlite3.Connection, job: _Job
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        """One write in its transaction needs no savepoint: a failure rolls back everything."""
+        _, fn, fut = job
+        try:
+            value = fn(conn)
+            conn.execute("COMMIT")
+            return [(fut, value, None)]
+        except Exception as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, errors.TetherError):
+                return [(fut, None, exc)]
+            return [(fut, None, errors.StoreError(f"workflow store error: {exc}"))]
 
     # --- writes -----------------------------------------------------------------------------
 
@@ -388,6 +406,14 @@ _UPSERT = (
 )
 
 
+# The turn counter is the fence: the row is written only if no one else wrote it meanwhile.
+_FENCED_UPDATE = (
+    "UPDATE instances SET "
+    + ", ".join(f"{c.strip()} = ?" for c in INSTANCE_COLUMNS.split(",")[1:])
+    + " WHERE instance_id = ? AND turn = ?"
+)
+
+
 def _apply(conn: sqlite3.Connection, batch: Batch) -> None:
     for iid in batch.purge:
         _drop(conn, iid)
@@ -405,12 +431,10 @@ def _apply(conn: sqlite3.Connection, batch: Batch) -> None:
     for inst in batch.instances:
         expected = batch.expect_turn.get(inst.instance_id)
         if expected is not None:
-            row = conn.execute(
-                "SELECT turn FROM instances WHERE instance_id = ?", (inst.instance_id,)
-            ).fetchone()
-            if row is None or row[0] != expected:
+            params = _instance_params(inst, expected + 1)
+            cur = conn.execute(_FENCED_UPDATE, (*params[1:], inst.instance_id, expected))
+            if cur.rowcount != 1:
                 raise errors.StaleTurn(f"instance '{inst.instance_id}' changed under this turn")
-            conn.execute(_UPSERT, _instance_params(inst, expected + 1))
         else:
             conn.execute(_UPSERT, _instance_params(inst, inst.turn))
     for iid in batch.history_reset:
