@@ -12,7 +12,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,8 @@ SRC_DIR = REPO_ROOT / "src"
 class Endpoints:
     grpc_port: int
     http_port: int
+    # The server process, for those who account for its CPU time.
+    pid: int | None = None
 
     def dapr_env(self) -> dict[str, str]:
         # DAPR_GRPC_ENDPOINT wins in the SDK; the host/port pair is set too so
@@ -88,10 +90,13 @@ def healthy(http_port: int) -> bool:
 
 
 @contextlib.contextmanager
-def tether_server(store_url: str | None, work_dir: Path) -> Iterator[Endpoints]:
+def tether_server(
+    store_url: str | None, work_dir: Path, extra_args: Sequence[str] = ()
+) -> Iterator[Endpoints]:
     """Run ``python -m tether dev`` until the block exits.
 
-    ``store_url`` None means Tether's default store, SQLite in the data dir.
+    ``store_url`` None means Tether's default store, SQLite in the data dir;
+    ``extra_args`` go on the command line as they are (``--resources``, ...).
     """
     grpc_port, http_port = free_ports(2)
     data_dir = work_dir / "data"
@@ -114,6 +119,7 @@ def tether_server(store_url: str | None, work_dir: Path) -> Iterator[Endpoints]:
     ]
     if store_url is not None:
         argv += ["--store", store_url]
+    argv += extra_args
     with server_process(
         argv,
         work_dir / "tether.log",
@@ -121,8 +127,8 @@ def tether_server(store_url: str | None, work_dir: Path) -> Iterator[Endpoints]:
         ready_timeout_s=READY_TIMEOUT_S,
         env=_server_env(),
         cwd=REPO_ROOT,
-    ):
-        yield Endpoints(grpc_port, http_port)
+    ) as proc:
+        yield Endpoints(grpc_port, http_port, proc.pid)
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """Typed reads of a component's metadata, naming the component and key when a value is wrong.
 
-Shared by the building blocks that have no reader of their own (secret stores, locks,
-configuration stores, bindings); every failure is a `ComponentInvalid`.
+One reader for every building block; a block that reports its own error code subclasses it and
+sets `error` and `label` (see `state._options`, `pubsub._options`).
 """
 
 from __future__ import annotations
@@ -12,20 +12,22 @@ from tether.resources.duration import parse_duration
 
 
 class Options:
+    #: The error every failed read raises, and how messages name the component.
+    error: type[errors.TetherError] = errors.ComponentInvalid
+    label: str = "component"
+
     def __init__(self, spec: ComponentSpec) -> None:
         self.spec = spec
 
-    def invalid(self, key: str, raw: str, expected: str) -> errors.ComponentInvalid:
+    def _where(self) -> str:
         where = f" ({self.spec.source})" if self.spec.source else ""
-        return errors.ComponentInvalid(
-            f"component '{self.spec.name}'{where}: metadata {key}={raw!r} is not {expected}"
-        )
+        return f"{self.label} '{self.spec.name}'{where}"
 
-    def missing(self, key: str, what: str) -> errors.ComponentInvalid:
-        where = f" ({self.spec.source})" if self.spec.source else ""
-        return errors.ComponentInvalid(
-            f"component '{self.spec.name}'{where}: metadata '{key}' is required ({what})"
-        )
+    def invalid(self, key: str, raw: str, expected: str) -> errors.TetherError:
+        return self.error(f"{self._where()}: metadata {key}={raw!r} is not {expected}")
+
+    def missing(self, key: str, what: str) -> errors.TetherError:
+        return self.error(f"{self._where()}: metadata '{key}' is required ({what})")
 
     def text(self, key: str, default: str = "") -> str:
         value = self.spec.get(key)
@@ -78,3 +80,12 @@ class Options:
         if value < 0:
             raise self.invalid(key, raw, "a positive duration")
         return value
+
+    # Pub/sub components name this "duration"; it is the same read.
+    duration = seconds
+
+    def choice(self, key: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(key, default)
+        if value.lower() not in allowed:
+            raise self.invalid(key, value, "one of " + ", ".join(allowed))
+        return value.lower()

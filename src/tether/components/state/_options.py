@@ -5,68 +5,14 @@ from __future__ import annotations
 import re
 
 from tether import errors
-from tether.resources.component import ComponentSpec
-from tether.resources.duration import parse_duration
+from tether.components import _options
 
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 
 
-class Options:
-    def __init__(self, spec: ComponentSpec) -> None:
-        self.spec = spec
-
-    def invalid(self, key: str, raw: str, expected: str) -> errors.StateComponentInvalid:
-        where = f" ({self.spec.source})" if self.spec.source else ""
-        return errors.StateComponentInvalid(
-            f"state component '{self.spec.name}'{where}: metadata {key}={raw!r} is not {expected}"
-        )
-
-    def text(self, key: str, default: str = "") -> str:
-        value = self.spec.get(key)
-        return default if value is None or value == "" else value
-
-    def optional(self, key: str) -> str | None:
-        return self.spec.get(key) or None
-
-    def integer(self, key: str, default: int, minimum: int = 0) -> int:
-        raw = self.spec.get(key)
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise self.invalid(key, raw, "an integer") from None
-        if value < minimum:
-            raise self.invalid(key, raw, f"an integer >= {minimum}")
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        raw = self.spec.get(key)
-        if not raw:
-            return default
-        lowered = raw.strip().lower()
-        if lowered in ("true", "1", "yes", "on"):
-            return True
-        if lowered in ("false", "0", "no", "off"):
-            return False
-        raise self.invalid(key, raw, "true or false")
-
-    def seconds(self, key: str, default: float) -> float:
-        """A duration: Go style ("1h", "30s") or a bare number of seconds."""
-        raw = self.spec.get(key)
-        if not raw:
-            return default
-        try:
-            return float(raw)
-        except ValueError:
-            pass
-        try:
-            value = parse_duration(raw)
-        except ValueError:
-            raise self.invalid(key, raw, "a duration such as 1h or 30s") from None
-        if value < 0:
-            raise self.invalid(key, raw, "a positive duration")
-        return value
+class Options(_options.Options):
+    error = errors.StateComponentInvalid
+    label = "state component"
 
     def table(self, key: str, default: str) -> str:
         """A SQL table name (optionally `schema.table`), safe to splice into statements."""
