@@ -9,6 +9,7 @@ stderr so they never mix with output a script reads.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -26,7 +27,8 @@ app = typer.Typer(
     help="Inspect and operate workflow instances on a running Tether server.",
     no_args_is_help=True,
 )
-out = Console(highlight=False)
+# Piped output (scripts, less, CI logs) gets room for whole instance ids instead of rich's 80.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
 
 Server = Annotated[
