@@ -364,14 +364,19 @@ async def run_blocks(ctx: Context, blocks: Sequence[str], c: Clients) -> None:
         await asyncio.wait_for(c.channel.channel_ready(), OP_TIMEOUT_S)
         for name in blocks:
             print(f"==> {name}: {BLOCKS[name]}", flush=True)
-            if name == "state-redis":
-                await _state_block(ctx, c, "redis")
-            elif name == "state-postgres":
-                await _state_block(ctx, c, "postgres")
-            elif name == "pubsub":
-                await _pubsub_block(ctx, c)
-            elif name == "floor":
-                await _floor_block(ctx, c)
+            try:
+                if name == "state-redis":
+                    await _state_block(ctx, c, "redis")
+                elif name == "state-postgres":
+                    await _state_block(ctx, c, "postgres")
+                elif name == "pubsub":
+                    await _pubsub_block(ctx, c)
+                elif name == "floor":
+                    await _floor_block(ctx, c)
+            except Exception as exc:  # set-up of a block (e.g. its pool) failed
+                why = f"{type(exc).__name__}: {exc}"
+                ctx.progress(f"{name}: FAILED ({why})")
+                ctx.rows.append(Row(name, "-", "-", error=why))
     finally:
         await c.http.aclose()
         await c.channel.close()
@@ -399,16 +404,21 @@ def _component(name: str, kind: str, metadata: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_resources(folder: Path, redis_host: str, pg_url: str | None, in_flight: int) -> list[str]:
-    """The components the run needs; returns their names."""
+def write_resources(
+    folder: Path, redis_host: str | None, pg_url: str | None, in_flight: int
+) -> list[str]:
+    """The components the run needs (Redis ones only given a host, the
+    PostgreSQL one only given a URL); returns their names."""
     folder.mkdir(parents=True, exist_ok=True)
-    names = [REDIS_STATE, PUBSUB]
-    (folder / "redis-state.yaml").write_text(
-        _component(REDIS_STATE, "state.redis", {"redisHost": redis_host})
-    )
-    (folder / "redis-pubsub.yaml").write_text(
-        _component(PUBSUB, "pubsub.redis", {"redisHost": redis_host, "consumerID": APP_ID})
-    )
+    names: list[str] = []
+    if redis_host is not None:
+        (folder / "redis-state.yaml").write_text(
+            _component(REDIS_STATE, "state.redis", {"redisHost": redis_host})
+        )
+        (folder / "redis-pubsub.yaml").write_text(
+            _component(PUBSUB, "pubsub.redis", {"redisHost": redis_host, "consumerID": APP_ID})
+        )
+        names += [REDIS_STATE, PUBSUB]
     if pg_url is not None:
         # The same pool ceiling as the direct asyncpg pool, so neither waits
         # for connections the other has.
@@ -585,7 +595,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.ExitStack() as stack:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-blocks-")))
             pg_url = stack.enter_context(_maybe_database(args.pg_admin_url, pg_wanted))
-            names = write_resources(tmp / "resources", args.redis_host, pg_url, sizes.in_flight)
+            names = write_resources(
+                tmp / "resources",
+                args.redis_host if redis_needed else None,
+                pg_url,
+                sizes.in_flight,
+            )
             extra = ["--resources", str(tmp / "resources"), "--app-id", APP_ID]
             ep = stack.enter_context(tether_server("memory://", tmp, extra))
             wait_for_components(ep.http_port, names, COMPONENTS_TIMEOUT_S)
@@ -595,6 +610,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 clients = Clients(ep, run_id, args.redis_host, pg_url, args.http_client)
                 asyncio.run(run_blocks(ctx, blocks, clients))
             whole = CpuMark.now(ep.pid).since(first)
+    except Exception as exc:  # set-up or tear-down: no server, no database, ...
+        print(f"FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        if not ctx.rows:
+            return 2
     finally:
         if redis_needed:
             with contextlib.suppress(Exception):
@@ -617,7 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(for publish rows: per event, publish and delivery together).\n"
         "cores = average CPU cores used during the throughput run by this process (client), "
         "the Tether server, redis-server + postgres processes, and everything else "
-        "(kernel I/O threads included)."
+        "(kernel I/O threads included); clock-tick resolution, so rough below ~1 s of run."
     )
     load_note = f"Machine: 1-minute load {load_before[0]:.2f} at start"
     if whole is not None and whole.other is not None:

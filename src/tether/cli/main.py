@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -100,7 +101,8 @@ def dev(
         resources_paths=tuple(resources),
     )
     try:
-        asyncio.run(serve(config))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(serve(config))
     except OSError as exc:
         typer.secho(
             f"error: {exc}. Is another server using port {http_port} or {grpc_port}? "
@@ -109,6 +111,16 @@ def dev(
             err=True,
         )
         raise typer.Exit(1) from exc
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (it is a dependency): less CPU per request on every listener."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _register_subcommands() -> None:
