@@ -10,7 +10,6 @@ import signal
 import grpc
 import uvicorn
 
-from tether import errors
 from tether.config import ServerConfig
 from tether.runtime.apps import Apps
 from tether.runtime.callers import Callers
@@ -56,7 +55,9 @@ class Server:
     async def start(self) -> None:
         cfg = self.config
         await self.engine.start()
-        self._load_resiliency()
+        self.components.on_resources(
+            lambda found: self.runtime.resiliency.apply(found.resiliencies)
+        )
         await self.runtime.apps.start()
         await self.runtime.jobs.start()
         # Before the listeners open, so the first request finds every component that loads.
@@ -101,18 +102,6 @@ class Server:
             extra={"grpc": f"{cfg.host}:{cfg.grpc_port}", "http": f"{cfg.host}:{cfg.http_port}",
                    "store": self.engine.store.kind},
         )  # fmt: skip
-
-    def _load_resiliency(self) -> None:
-        """Resiliency resources from --resources; a broken file is logged, not fatal."""
-        if not self.config.resources_paths:
-            return
-        from tether.resources.loader import load
-
-        try:
-            found = load(list(self.config.resources_paths)).resiliencies
-            self.runtime.resiliency.apply(found)
-        except (errors.ResourceInvalid, ValueError) as exc:
-            log.error("resiliency policies not loaded: %s", exc)
 
     async def stop(self) -> None:
         self.runtime.ready = False

@@ -164,3 +164,32 @@ def test_hot_reload_fixes_a_broken_file(served: tuple[TetherProcess, Path]) -> N
     proc, res = served
     write_components(res, "broken.yaml", component("broken", "state.in-memory"))
     wait_until(lambda: status(proc, "broken") == 204, 3, 0.05, "the fixed component to load")
+
+
+async def test_resiliency_policies_follow_every_reload(tmp_path: Path) -> None:
+    res = tmp_path / "res"
+    res.mkdir()
+
+    def write_policy(retries: int) -> None:
+        (res / "resiliency.yaml").write_text(
+            "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: r\nspec:\n"
+            "  policies:\n    retries:\n      few:\n        policy: constant\n"
+            f"        duration: 10ms\n        maxRetries: {retries}\n"
+            "  targets:\n    apps:\n      shipping:\n        retry: few\n"
+        )
+
+    write_policy(2)
+    seen: list[int] = []
+    host = ComponentHost(tmp_path / "data", res, defaults=False)
+    host.on_resources(lambda found: seen.append(len(found.resiliencies)))
+    await host.start()
+    try:
+        from tether.resources.loader import load
+
+        (res / "resiliency.yaml").unlink()
+        await host.apply(load(res))
+        write_policy(3)
+        await host.apply(load(res))
+        assert seen == [1, 0, 1]
+    finally:
+        await host.stop()

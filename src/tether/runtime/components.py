@@ -126,6 +126,7 @@ class ComponentHost:
         self._live: dict[str, Loaded] = {}
         self._subscriptions: tuple[Subscription, ...] = ()
         self._listeners: list[Listener] = []
+        self._resource_listeners: list[Callable[[ResourceSet], None]] = []
         self._watcher: ResourceWatcher | None = None
         self._lock = asyncio.Lock()
         #: The last failure of each component that is not (or not in its latest form) serving.
@@ -174,8 +175,15 @@ class ComponentHost:
             live, self._live = list(self._live.values()), {}
         await asyncio.gather(*(_close(loaded) for loaded in live))
 
+    def on_resources(self, listener: Callable[[ResourceSet], None]) -> None:
+        """Call `listener` with every resource set loaded, at start and on each reload (the
+        resiliency policies follow the folder this way)."""
+        self._resource_listeners.append(listener)
+
     async def apply(self, resources: ResourceSet) -> None:
         """Make the live components match `resources` (plus the built-in defaults)."""
+        for follow in self._resource_listeners:
+            follow(resources)
         async with self._lock:
             subscriptions_changed = self._subscriptions != resources.subscriptions
             self._subscriptions = resources.subscriptions
