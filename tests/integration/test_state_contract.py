@@ -36,6 +36,12 @@ from tether.resources.component import ComponentSpec
 
 BACKENDS = ["in-memory", "sqlite", "postgresql", "redis"]
 QUERYABLE = {"in-memory", "sqlite", "postgresql"}
+# Cases that only some backends have are parametrized over those backends, never skipped; what
+# the others do instead (refuse, forget) is asserted by tests of their own.
+on_queryable = pytest.mark.parametrize("backend", sorted(QUERYABLE), indirect=True)
+on_persistent = pytest.mark.parametrize(
+    "backend", [k for k in BACKENDS if k != "in-memory"], indirect=True
+)
 FIRST = Concurrency.FIRST_WRITE
 
 
@@ -403,9 +409,9 @@ async def test_concurrent_updates_with_one_etag_have_one_winner(backend: Backend
     assert await _race(writes) == (1, 19)
 
 
+@on_persistent
 async def test_data_survives_reopening(backend: Backend) -> None:
-    if backend.reopen is None:
-        pytest.skip("in-memory state lives and dies with its store")
+    assert backend.reopen is not None
     etag = await backend.store.set(backend.key("k"), b"kept")
     await backend.store.close()
     again = await backend.reopen()
@@ -454,14 +460,17 @@ def _expected(pred: Callable[[dict[str, Any]], bool]) -> set[str]:
 
 @pytest.fixture
 async def people(backend: Backend) -> Backend:
-    if backend.kind not in QUERYABLE:
-        with pytest.raises(errors.QueryUnsupported):
-            await backend.store.query(parse_query({}))
-        pytest.skip(f"state.{backend.kind} has no Query API")
     await _seed(backend)
     return backend
 
 
+@pytest.mark.parametrize("backend", [k for k in BACKENDS if k not in QUERYABLE], indirect=True)
+async def test_query_is_refused_where_there_is_no_query_api(backend: Backend) -> None:
+    with pytest.raises(errors.QueryUnsupported):
+        await backend.store.query(parse_query({}))
+
+
+@on_queryable
 async def test_query_filters(people: Backend) -> None:
     b = people
     cases: list[tuple[dict[str, Any], set[str]]] = [
@@ -498,11 +507,13 @@ async def test_query_filters(people: Backend) -> None:
     assert set(neq) == _expected(lambda d: d["state"] != "CA") | {"scalar"}
 
 
+@on_queryable
 async def test_query_without_filter_returns_json_values_under_the_prefix(people: Backend) -> None:
     names = await _names(people, {})
     assert names == sorted([*PEOPLE, "scalar"])  # key order; not the binary one, not "other||"
 
 
+@on_queryable
 async def test_query_sorts(people: Backend) -> None:
     names = await _names(
         people, {"sort": [{"key": "state", "order": "DESC"}, {"key": "person.id"}]}
@@ -520,6 +531,7 @@ async def test_query_sorts(people: Backend) -> None:
     assert by_id == ["6", "3", "2", "7", "5", "9"]
 
 
+@on_queryable
 async def test_query_pages(people: Backend) -> None:
     query: dict[str, Any] = {
         "filter": {"IN": {"state": ["CA", "WA", "OR"]}},
@@ -545,6 +557,7 @@ async def test_query_pages(people: Backend) -> None:
     assert len(exact.items) == 3 and exact.token is None  # no empty last page
 
 
+@on_queryable
 async def test_query_results_carry_value_and_etag(people: Backend) -> None:
     result = await people.store.query(
         parse_query({"filter": {"EQ": {"person.id": 1036}}}), key_prefix=people.key("app||")
@@ -553,6 +566,7 @@ async def test_query_results_carry_value_and_etag(people: Backend) -> None:
     assert item == await people.store.get(people.key("app||1"))
 
 
+@on_queryable
 async def test_query_skips_expired_items(people: Backend) -> None:
     k = people.key("app||brief")
     await people.store.set(k, json.dumps({"state": "CA"}).encode(), ttl_seconds=1)
@@ -564,6 +578,7 @@ async def test_query_skips_expired_items(people: Backend) -> None:
     await wait_for(gone)
 
 
+@on_queryable
 async def test_query_rejects_a_token_it_never_issued(people: Backend) -> None:
     with pytest.raises(errors.QueryInvalid):
         await people.store.query(parse_query({"page": {"limit": 2, "token": "abc"}}))
