@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+import pytest
 import yaml
+from dapr.clients import DaprClient
+
+from tests.fixtures.tether import TetherProcess
 
 
 def component(
@@ -40,3 +47,22 @@ def write_components(folder: Path, filename: str, *docs: dict[str, object]) -> P
     path = folder / filename
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
     return path
+
+
+@contextmanager
+def dapr_client(server: TetherProcess) -> Iterator[DaprClient]:
+    """The official SDK's client, pointed at `server` the way an app's environment would."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in server.env().items():
+            mp.setenv(key, value)
+        client = DaprClient(address=server.grpc_address)
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+@contextmanager
+def http_client(server: TetherProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.http_url, timeout=10) as client:
+        yield client

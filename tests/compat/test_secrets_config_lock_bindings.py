@@ -19,6 +19,7 @@ import redis
 from dapr.clients import DaprClient
 from dapr.clients.grpc._response import UnlockResponseStatus
 
+from tests.compat import _components
 from tests.compat._components import component, write_components
 from tests.fixtures.redis import host_port
 from tests.fixtures.tether import TetherProcess, wait_until
@@ -114,17 +115,13 @@ def server(
 
 @pytest.fixture(scope="module")
 def dapr(server: TetherProcess) -> Iterator[DaprClient]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in server.env().items():
-            mp.setenv(key, value)
-        client = DaprClient(address=server.grpc_address)
+    with _components.dapr_client(server) as client:
         yield client
-        client.close()
 
 
 @pytest.fixture(scope="module")
 def http_client(server: TetherProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.http_url, timeout=10) as client:
+    with _components.http_client(server) as client:
         yield client
 
 

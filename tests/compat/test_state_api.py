@@ -16,6 +16,7 @@ from dapr.clients import DaprClient
 from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
 from dapr.clients.grpc._state import Concurrency, StateItem, StateOptions
 
+from tests.compat import _components
 from tests.compat._components import component, write_components
 from tests.fixtures.redis import host_port
 from tests.fixtures.tether import TetherProcess, wait_until
@@ -63,17 +64,13 @@ def server(
 
 @pytest.fixture(scope="module")
 def dapr(server: TetherProcess) -> Iterator[DaprClient]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in server.env().items():
-            mp.setenv(key, value)
-        client = DaprClient(address=server.grpc_address)
+    with _components.dapr_client(server) as client:
         yield client
-        client.close()
 
 
 @pytest.fixture(scope="module")
 def http(server: TetherProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.http_url, timeout=10) as client:
+    with _components.http_client(server) as client:
         yield client
 
 

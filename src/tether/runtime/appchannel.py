@@ -9,6 +9,7 @@ sent as `dapr-api-token` on every call.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import json
@@ -143,7 +144,29 @@ def job_body(data: Any) -> bytes:
     return bytes(data.value).strip()
 
 
-class HttpAppChannel:
+class HealthChecked(abc.ABC):
+    """What both channel kinds share: a health monitor that gates deliveries, and its
+    lifecycle. Subclasses set `self.health` and close their own transport in `_close`."""
+
+    health: HealthMonitor
+
+    @property
+    def healthy(self) -> bool:
+        return self.health.healthy
+
+    def start(self) -> None:
+        self.health.start()
+
+    async def close(self) -> None:
+        await self.health.stop()
+        await self._close()
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Close the transport into the app."""
+
+
+class HttpAppChannel(HealthChecked):
     """An app reached over HTTP on `http://<address>:<port>`."""
 
     def __init__(self, cfg: AppConfig) -> None:
@@ -161,15 +184,7 @@ class HttpAppChannel:
         self.health = HealthMonitor(cfg.app_id, cfg.health, self._probe)
         self._bindings: dict[str, bool] = {}
 
-    @property
-    def healthy(self) -> bool:
-        return self.health.healthy
-
-    def start(self) -> None:
-        self.health.start()
-
-    async def close(self) -> None:
-        await self.health.stop()
+    async def _close(self) -> None:
         await self._client.aclose()
 
     def _headers(self, headers: Mapping[str, str] | None = None) -> dict[str, str]:

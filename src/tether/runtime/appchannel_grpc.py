@@ -20,7 +20,15 @@ from google.protobuf import any_pb2, empty_pb2, struct_pb2
 
 from tether import errors
 from tether.config import AppConfig
-from tether.runtime.appchannel import DROP, HOP_BY_HOP, RETRY, SUCCESS, TOKEN_HEADER, HealthMonitor
+from tether.runtime.appchannel import (
+    DROP,
+    HOP_BY_HOP,
+    RETRY,
+    SUCCESS,
+    TOKEN_HEADER,
+    HealthChecked,
+    HealthMonitor,
+)
 from tether.runtime.contracts import AppResponse
 
 log = logging.getLogger("tether.appchannel")
@@ -71,7 +79,7 @@ def _event_data(envelope: Mapping[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
-class GrpcAppChannel:
+class GrpcAppChannel(HealthChecked):
     """An app reached over gRPC on `<address>:<port>` (plaintext, like daprd's local channel)."""
 
     def __init__(self, cfg: AppConfig) -> None:
@@ -91,15 +99,7 @@ class GrpcAppChannel:
         self._health = appcallback_pb2_grpc.AppCallbackHealthCheckStub(self._channel)  # type: ignore[no-untyped-call]
         self.health = HealthMonitor(cfg.app_id, cfg.health, self._probe)
 
-    @property
-    def healthy(self) -> bool:
-        return self.health.healthy
-
-    def start(self) -> None:
-        self.health.start()
-
-    async def close(self) -> None:
-        await self.health.stop()
+    async def _close(self) -> None:
         await self._channel.close()
 
     def _md(self, headers: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
