@@ -87,7 +87,11 @@ async def secure(request: Request) -> Response:
 @app.post("/job/{name}")
 async def job(name: str, request: Request) -> Response:
     body = await request.body()
+    first = not any(j["name"] == name for j in jobs)
     jobs.append({"name": name, "body": body.decode(errors="replace")})
+    if name.startswith("stall-") and first:
+        # Holds the first delivery open, so that a test can kill the runtime mid-delivery.
+        await asyncio.sleep(120)
     return Response(status_code=200)
 
 

@@ -13,6 +13,8 @@ import httpx
 import pytest
 from dapr.clients import DaprClient
 from dapr.clients.grpc._jobs import ConstantFailurePolicy, Job
+from dapr.proto import api_v1
+from dapr.proto.runtime.v1 import jobs_pb2
 from google.protobuf.any_pb2 import Any as GrpcAny
 
 from tests.fixtures.apps import AppProcess, register, sdk
@@ -138,6 +140,24 @@ def test_delete_stops_a_recurring_job(client: DaprClient, http_app: AppProcess) 
     assert len(received(http_app, "stopper")) == fired
 
 
+def test_list_and_delete_by_prefix(client: DaprClient, server: TetherProcess) -> None:
+    for name in ("batch-1", "batch-2", "keep"):
+        client.schedule_job(Job(name=name, schedule="@every 1h", data=payload(b"p")))
+    # The SDK has no helpers for these two RPCs yet: call them through its generated stub.
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        stub = api_v1.DaprStub(channel)
+        listed = stub.ListJobsAlpha1(jobs_pb2.ListJobsRequestAlpha1())
+        assert {j.name for j in listed.jobs} >= {"batch-1", "batch-2", "keep"}
+        stub.DeleteJobsByPrefix(jobs_pb2.DeleteJobsByPrefixRequest(name_prefix="batch-"))
+        names = {j.name for j in stub.ListJobs(jobs_pb2.ListJobsRequest()).jobs}
+    assert "keep" in names and not names & {"batch-1", "batch-2"}
+    over_http = httpx.get(f"{server.http_url}/v1.0-alpha1/jobs").json()["jobs"]
+    assert {"name": "keep", "schedule": "@every 1h"}.items() <= next(
+        j for j in over_http if j["name"] == "keep"
+    ).items()
+    client.delete_job("keep")
+
+
 def test_http_jobs_api(server: TetherProcess, http_app: AppProcess) -> None:
     url = f"{server.http_url}/v1.0-alpha1/jobs/from-http"
     body = {"dueTime": "500ms", "data": {"order": 7, "items": ["a"]}}
@@ -218,3 +238,20 @@ def test_jobs_survive_kill_9(crashing: TetherProcess, http_app: AppProcess) -> N
     time.sleep(2.0)
     assert received(http_app, once) == ["1"]  # not twice
     assert received(http_app, every) == ["e"] * 4  # occurrences fire once each, none repeated
+
+
+def test_an_occurrence_cut_off_mid_delivery_is_delivered_again(
+    crashing: TetherProcess, http_app: AppProcess
+) -> None:
+    name = f"stall-{'pg' if crashing.store else 'sqlite'}"
+    with sdk(crashing) as c:
+        c.schedule_job(Job(name=name, due_time="500ms", data=payload(b"s")))
+    # The app holds the first delivery open; the runtime dies before it is acknowledged.
+    wait_until(lambda: received(http_app, name), 10, what="the first delivery")
+    crashing.kill()
+    crashing.start()
+    # SQLite takes the occurrence back at once; PostgreSQL once the dead runtime's lease ran out.
+    got = wait_until(lambda: len(received(http_app, name)) >= 2 or None, 30, what="redelivery")
+    assert got and received(http_app, name) == ["s", "s"]
+    time.sleep(1.5)
+    assert len(received(http_app, name)) == 2  # delivered, then forgotten

@@ -1,4 +1,5 @@
-"""The Jobs RPCs of the Dapr gRPC API: stable (`ScheduleJob`, ...) and their Alpha1 twins."""
+"""The Jobs RPCs of the Dapr gRPC API: stable (`ScheduleJob`, `GetJob`, `DeleteJob`, `ListJobs`,
+`DeleteJobsByPrefix`) and their Alpha1 twins."""
 
 from __future__ import annotations
 
@@ -33,6 +34,31 @@ class JobRpcs:
         await self.rt.jobs.delete(app_id, request.name)
         return jobs_pb2.DeleteJobResponse()
 
+    @mapped
+    async def ListJobs(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        app_id = self.rt.callers.for_grpc(context)
+        return jobs_pb2.ListJobsResponse(jobs=await self.rt.jobs.list_jobs(app_id))
+
+    @mapped
+    async def DeleteJobsByPrefix(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        app_id = self.rt.callers.for_grpc(context)
+        await self.rt.jobs.delete_prefix(app_id, request.name_prefix)
+        return jobs_pb2.DeleteJobsByPrefixResponse()
+
     ScheduleJobAlpha1 = ScheduleJob
     GetJobAlpha1 = GetJob
     DeleteJobAlpha1 = DeleteJob
+
+    # These two Alpha1 RPCs have messages of their own (the same fields).
+    @mapped
+    async def ListJobsAlpha1(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        app_id = self.rt.callers.for_grpc(context)
+        return jobs_pb2.ListJobsResponseAlpha1(jobs=await self.rt.jobs.list_jobs(app_id))
+
+    @mapped
+    async def DeleteJobsByPrefixAlpha1(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> Any:
+        app_id = self.rt.callers.for_grpc(context)
+        await self.rt.jobs.delete_prefix(app_id, request.name_prefix)
+        return jobs_pb2.DeleteJobsByPrefixResponseAlpha1()

@@ -1,4 +1,5 @@
-"""Dapr's HTTP Jobs API: `POST|GET|DELETE /v1.0-alpha1/jobs/{name}` (and under /v1.0).
+"""Dapr's HTTP Jobs API: `POST|GET|DELETE /v1.0-alpha1/jobs/{name}` (and under /v1.0), and
+`GET /v1.0-alpha1/jobs`, the caller's jobs (`{"jobs": [...]}`, gRPC's `ListJobs` over HTTP).
 
 The body of a schedule is daprd's `JobHTTPRequest`: `{data, schedule, dueTime, repeats, ttl,
 failurePolicy, overwrite}`, with `data` any JSON value (stored as a `google.protobuf.Value`, so
@@ -115,10 +116,15 @@ def job_routes(rt: Runtime) -> list[BaseRoute]:
         await rt.jobs.delete(caller(request), request.path_params["name"])
         return Response(status_code=204)
 
+    async def listing(request: Request) -> Response:
+        jobs = await rt.jobs.list_jobs(caller(request))
+        return JSONResponse({"jobs": [job_to_json(job) for job in jobs]})
+
     routes: list[BaseRoute] = []
     for version in VERSIONS:
         path = f"/{version}/jobs/{{name}}"
         routes += [
+            Route(f"/{version}/jobs", listing, methods=["GET"]),
             Route(path, schedule, methods=["POST"]),
             Route(path, get, methods=["GET"]),
             Route(path, delete, methods=["DELETE"]),

@@ -2,10 +2,12 @@
 
 One task sleeps until the earliest job of an app it can deliver to is due (or until it is told
 that jobs or apps changed; a slow poll catches what other replicas scheduled), then claims each
-due occurrence in the store before delivering it (see `store`), so an occurrence fires once
-however many replicas run and however often they restart. A delivery that fails is retried per
-the job's failure policy (daprd's default: every second, three times); an app that is unhealthy
-or not registered here gets nothing claimed for it until it is back.
+due occurrence in the store, which records it as a delivery leased to this scheduler (see
+`store`). However many replicas run, one claims each occurrence; a second task renews this
+scheduler's leases and takes over deliveries whose owner died, so an occurrence reaches its app
+at least once however often runtimes crash or restart. A delivery that fails is retried per the
+job's failure policy (daprd's default: every second, three times); an app that is unhealthy or
+not registered here gets nothing claimed for it until it is back.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from dapr.proto.common.v1 import common_pb2
@@ -24,7 +29,7 @@ from google.protobuf import any_pb2
 from tether import errors
 from tether.runtime.apps import Apps
 from tether.runtime.jobs.schedule import ScheduleError, parse_point, parse_schedule
-from tether.runtime.jobs.store import Job, JobStore
+from tether.runtime.jobs.store import Delivery, Job, JobStore
 
 log = logging.getLogger("tether.jobs")
 
@@ -32,6 +37,9 @@ _BATCH = 128
 #: daprd's failure policy when the job names none.
 DEFAULT_RETRY_INTERVAL = 1.0
 DEFAULT_MAX_RETRIES = 3
+#: How long a claimed occurrence stays this scheduler's without a renewal; a runtime that dies
+#: mid-delivery delays its redelivery by at most this much (seconds).
+LEASE_SECONDS = 10.0
 
 
 def _micros(t: datetime) -> int:
@@ -110,13 +118,24 @@ def to_proto(job: Job) -> jobs_pb2.Job:
 
 
 class Scheduler:
-    def __init__(self, store: JobStore, apps: Apps, poll_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        apps: Apps,
+        poll_seconds: float = 30.0,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
         self.store = store
         self._apps = apps
         self._poll = poll_seconds
+        self._lease_us = int(lease_seconds * 1_000_000)
+        #: Leases are renewed, and abandoned deliveries looked for, this often.
+        self._keep_every = lease_seconds / 3
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._deliveries: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        #: In-flight deliveries by (app ID, job name).
+        self._deliveries: dict[tuple[str, str], set[asyncio.Task[None]]] = {}
         apps.on_change(lambda _app, _up: self.wake())
 
     def wake(self) -> None:
@@ -124,11 +143,15 @@ class Scheduler:
 
     async def start(self) -> None:
         await self.store.open()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="tether-jobs")
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._run(), name="tether-jobs"),
+            loop.create_task(self._keep(), name="tether-jobs-leases"),
+        ]
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._deliveries) if t is not None]
-        self._task = None
+        tasks = [*self._tasks, *(t for ts in self._deliveries.values() for t in ts)]
+        self._tasks = []
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -177,11 +200,30 @@ class Scheduler:
             raise errors.JobNotFound(f"job {name} not found")
         return to_proto(job)
 
+    async def list_jobs(self, app_id: str) -> list[jobs_pb2.Job]:
+        return [to_proto(job) for job in await self.store.list_jobs(app_id)]
+
     async def delete(self, app_id: str, name: str) -> None:
         if not name:
             raise errors.JobNameEmpty("Name is empty")
         await self.store.delete(app_id, name)
+        self._cancel(lambda key: key == (app_id, name))
         self.wake()
+
+    async def delete_prefix(self, app_id: str, prefix: str) -> int:
+        """Delete the jobs of `app_id` whose names start with `prefix` (all of them for "")."""
+        count = await self.store.delete_prefix(app_id, prefix)
+        self._cancel(lambda key: key[0] == app_id and key[1].startswith(prefix))
+        self.wake()
+        return count
+
+    def _cancel(self, match: Callable[[tuple[str, str]], bool]) -> None:
+        """Stop retrying occurrences of deleted jobs here (other replicas notice at their next
+        attempt, when their delivery row is gone)."""
+        for key, tasks in list(self._deliveries.items()):
+            if match(key):
+                for task in tasks:
+                    task.cancel()
 
     # --- firing --------------------------------------------------------------------------------
 
@@ -214,26 +256,56 @@ class Scheduler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
+    async def _keep(self) -> None:
+        """Renew this scheduler's leases; take over deliveries whose owner stopped renewing."""
+        while True:
+            try:
+                now = now_us()
+                if self._deliveries:
+                    await self.store.renew(self.owner, now + self._lease_us)
+                for delivery in await self.store.expired(now, self._ready_apps(), _BATCH):
+                    taken = await self.store.take(delivery, self.owner, now + self._lease_us)
+                    if taken is not None:
+                        log.info("job %s of %s: redelivering the occurrence due at %s, whose "
+                                 "runtime stopped before delivering it", taken.name, taken.app_id,
+                                 _time(taken.fire_at).isoformat())  # fmt: skip
+                        self._spawn(taken)
+            except errors.TetherError as exc:
+                log.error("job scheduler leases: %s", exc.message)
+            await asyncio.sleep(self._keep_every)
+
     async def _claim(self, job: Job, now: int) -> None:
         try:
             nxt = following(job, now)
         except ScheduleError as exc:  # a row written by a newer or broken version
             log.error("job %s of %s has a bad schedule: %s", job.name, job.app_id, exc)
             nxt = None
-        if not await self.store.claim(job, nxt):
-            return  # another replica took this occurrence, or the job changed meanwhile
-        task = asyncio.get_running_loop().create_task(self._deliver(job))
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
+        delivery = await self.store.claim(job, nxt, self.owner, now_us() + self._lease_us)
+        if delivery is not None:  # else another replica took it, or the job changed meanwhile
+            self._spawn(delivery)
 
-    async def _deliver(self, job: Job) -> None:
+    def _spawn(self, delivery: Delivery) -> None:
+        key = (delivery.app_id, delivery.name)
+        task = asyncio.get_running_loop().create_task(self._deliver(delivery))
+        self._deliveries.setdefault(key, set()).add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            tasks = self._deliveries.get(key)
+            if tasks is not None:
+                tasks.discard(t)
+                if not tasks:
+                    del self._deliveries[key]
+
+        task.add_done_callback(done)
+
+    async def _deliver(self, delivery: Delivery) -> None:
         data = any_pb2.Any()
-        if job.data:
-            data.ParseFromString(job.data)
+        if delivery.data:
+            data.ParseFromString(delivery.data)
         interval, retries = DEFAULT_RETRY_INTERVAL, DEFAULT_MAX_RETRIES
-        if job.failure_policy:
+        if delivery.failure_policy:
             policy = common_pb2.JobFailurePolicy()
-            policy.ParseFromString(job.failure_policy)
+            policy.ParseFromString(delivery.failure_policy)
             if policy.HasField("drop"):
                 retries = 0
             elif policy.HasField("constant"):
@@ -241,15 +313,30 @@ class Scheduler:
                 if c.HasField("interval"):
                     interval = c.interval.ToTimedelta().total_seconds()
                 retries = c.max_retries if c.HasField("max_retries") else -1
-        attempt = 0
+        attempt = delivery.attempts
+        name, app_id = delivery.name, delivery.app_id
         while True:
-            channel = self._apps.channel(job.app_id)
-            if channel is not None and await channel.deliver_job(job.name, data):
-                log.debug("job %s fired at %s", job.name, job.app_id)
+            channel = self._apps.channel(app_id)
+            if channel is not None and await channel.deliver_job(name, data):
+                log.debug("job %s fired at %s", name, app_id)
+                await self._finish(delivery)
                 return
             attempt += 1
             if 0 <= retries < attempt:
                 log.error("job %s of %s was not delivered after %d attempts; dropping this "
-                          "occurrence", job.name, job.app_id, attempt)  # fmt: skip
+                          "occurrence", name, app_id, attempt)  # fmt: skip
+                await self._finish(delivery)
                 return
+            try:
+                if not await self.store.attempted(delivery, attempt):
+                    return  # the job was deleted, or another runtime took this occurrence over
+            except errors.TetherError as exc:
+                log.error("job %s of %s: %s", name, app_id, exc.message)
             await asyncio.sleep(interval)
+
+    async def _finish(self, delivery: Delivery) -> None:
+        try:
+            await self.store.finish(delivery)
+        except errors.TetherError as exc:
+            # The lease runs out and the occurrence is delivered again: at least once.
+            log.error("job %s of %s: %s", delivery.name, delivery.app_id, exc.message)

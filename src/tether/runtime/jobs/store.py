@@ -1,10 +1,21 @@
-"""Where jobs live: one row per (App ID, job name), with the time of its next occurrence.
+"""Where jobs live: one row per (App ID, job name) with the time of its next occurrence, and one
+row per occurrence that is being delivered.
 
-The store is what makes each occurrence fire once across restarts and replicas: a scheduler
-*claims* an occurrence by moving `next_fire` on (or deleting the row after its last one) in one
-conditional statement, `... WHERE app_id = ? AND name = ? AND generation = ? AND next_fire = ?`.
-Only the claimer delivers. `generation` changes whenever the job is (re)scheduled, so a claim
-based on an overwritten job's row fails even if the new one is due at the same instant.
+Each occurrence is delivered at least once, across crashes, restarts and replicas:
+
+- A scheduler *claims* an occurrence in one transaction: it moves the job's `next_fire` on (or
+  deletes the job after its last occurrence) with a conditional statement
+  (`... WHERE app_id = ? AND name = ? AND generation = ? AND next_fire = ?`), and records the
+  occurrence as a *delivery* leased to itself until `lease_until`. Only one claim can win.
+  `generation` changes whenever the job is (re)scheduled, so a claim based on an overwritten
+  job's row fails even if the new one is due at the same instant.
+- While it delivers, the owner renews its leases. The delivery row is deleted once the app took
+  the occurrence (or the failure policy gave up on it).
+- A delivery whose lease ran out belongs to a scheduler that died mid-delivery: any scheduler may
+  *take* it (a conditional update on the old lease) and deliver it again.
+
+An app may therefore see an occurrence twice when a runtime dies after the app took it but before
+the delivery row was deleted; it never sees none.
 
 Times are integer microseconds since the epoch (UTC).
 """
@@ -12,17 +23,10 @@ Times are integer microseconds since the epoch (UTC).
 from __future__ import annotations
 
 import abc
-import asyncio
-import sqlite3
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-
-from tether import errors
-
-T = TypeVar("T")
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +52,30 @@ class Job:
     generation: str
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One claimed occurrence of a job, until the app has it. It carries its own copy of the
+    payload and failure policy: the job itself may be gone (a last occurrence) or rescheduled."""
+
+    app_id: str
+    name: str
+    generation: str
+    #: The occurrence: when it was due.
+    fire_at: int
+    data: bytes
+    failure_policy: bytes
+    #: Failed attempts so far.
+    attempts: int
+    owner: str
+    lease_until: int
+
+
 COLUMNS = (
     "app_id, name, schedule, due_time, repeats, ttl, data, failure_policy, created_at, "
     "next_fire, expires_at, fired, generation"
+)
+DELIVERY_COLUMNS = (
+    "app_id, name, generation, fire_at, data, failure_policy, attempts, owner, lease_until"
 )
 
 
@@ -58,6 +83,26 @@ def row_to_job(row: Sequence[Any]) -> Job:
     values = list(row)
     values[6], values[7] = bytes(values[6]), bytes(values[7])
     return Job(*values)
+
+
+def row_to_delivery(row: Sequence[Any]) -> Delivery:
+    values = list(row)
+    values[4], values[5] = bytes(values[4]), bytes(values[5])
+    return Delivery(*values)
+
+
+def delivery_of(job: Job, owner: str, lease_until: int) -> Delivery:
+    return Delivery(
+        app_id=job.app_id,
+        name=job.name,
+        generation=job.generation,
+        fire_at=job.next_fire,
+        data=job.data,
+        failure_policy=job.failure_policy,
+        attempts=0,
+        owner=owner,
+        lease_until=lease_until,
+    )
 
 
 class JobStore(abc.ABC):
@@ -77,8 +122,17 @@ class JobStore(abc.ABC):
     async def get(self, app_id: str, name: str) -> Job | None: ...
 
     @abc.abstractmethod
+    async def list_jobs(self, app_id: str) -> list[Job]:
+        """The jobs of `app_id`, by name."""
+
+    @abc.abstractmethod
     async def delete(self, app_id: str, name: str) -> bool:
-        """True if the job existed."""
+        """Remove the job and any of its occurrences not yet delivered. True if it existed."""
+
+    @abc.abstractmethod
+    async def delete_prefix(self, app_id: str, prefix: str) -> int:
+        """Remove every job of `app_id` whose name starts with `prefix` (as `delete` does);
+        how many there were."""
 
     @abc.abstractmethod
     async def due(self, now: int, app_ids: Sequence[str], limit: int) -> list[Job]:
@@ -89,128 +143,34 @@ class JobStore(abc.ABC):
         """The earliest `next_fire` among the jobs of `app_ids`."""
 
     @abc.abstractmethod
-    async def claim(self, job: Job, next_fire: int | None) -> bool:
-        """Take the occurrence `job.next_fire`: move the job to `next_fire`, or delete it when
-        None. False when another scheduler took it first or the job changed meanwhile."""
+    async def claim(
+        self, job: Job, next_fire: int | None, owner: str, lease_until: int
+    ) -> Delivery | None:
+        """Take the occurrence `job.next_fire`: move the job to `next_fire` (delete it when
+        None) and record the occurrence's delivery, leased to `owner`, in one transaction.
+        None when another scheduler took it first or the job changed meanwhile."""
 
+    @abc.abstractmethod
+    async def expired(self, now: int, app_ids: Sequence[str], limit: int) -> list[Delivery]:
+        """Deliveries of `app_ids` whose lease ran out at or before `now`, oldest first."""
 
-_SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    app_id TEXT NOT NULL, name TEXT NOT NULL, schedule TEXT, due_time TEXT, repeats INTEGER,
-    ttl TEXT, data BLOB NOT NULL, failure_policy BLOB NOT NULL, created_at INTEGER NOT NULL,
-    next_fire INTEGER NOT NULL, expires_at INTEGER, fired INTEGER NOT NULL,
-    generation TEXT NOT NULL,
-    PRIMARY KEY (app_id, name)
-);
-CREATE INDEX IF NOT EXISTS ix_jobs_next_fire ON jobs (next_fire);
-"""
+    @abc.abstractmethod
+    async def take(self, delivery: Delivery, owner: str, lease_until: int) -> Delivery | None:
+        """Lease an expired delivery to `owner`; None when another scheduler took it first or
+        it was finished meanwhile."""
 
+    @abc.abstractmethod
+    async def renew(self, owner: str, lease_until: int) -> int:
+        """Extend every lease `owner` holds; how many it holds."""
 
-class SqliteJobStore(JobStore):
-    """One connection, used from worker threads in turn. Job traffic is light: a write per
-    schedule, delete and occurrence."""
+    @abc.abstractmethod
+    async def attempted(self, delivery: Delivery, attempts: int) -> bool:
+        """Record a failed attempt. False when the delivery is no longer `delivery.owner`'s
+        (its lease was taken, or its job deleted): the caller must stop delivering it."""
 
-    kind = "sqlite"
-
-    def __init__(self, path: Path | str) -> None:
-        self._path = path
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    async def open(self) -> None:
-        def connect() -> sqlite3.Connection:
-            if str(self._path) != ":memory:":
-                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SQLITE_SCHEMA)
-            return conn
-
-        try:
-            self._conn = await asyncio.to_thread(connect)
-        except sqlite3.Error as exc:
-            raise errors.JobStoreFailed(
-                f"cannot open the job store at {self._path}: {exc}"
-            ) from exc
-
-    async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await asyncio.to_thread(conn.close)
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self._conn
-        if conn is None:
-            raise errors.JobStoreFailed("the job store is not open")
-
-        def locked() -> T:
-            with self._lock:
-                return fn(conn)
-
-        try:
-            return await asyncio.to_thread(locked)
-        except sqlite3.Error as exc:
-            raise errors.JobStoreFailed(f"job store: {exc}") from exc
-
-    async def put(self, job: Job, overwrite: bool) -> None:
-        values = (
-            job.app_id, job.name, job.schedule, job.due_time, job.repeats, job.ttl, job.data,
-            job.failure_policy, job.created_at, job.next_fire, job.expires_at, job.fired,
-            job.generation,
-        )  # fmt: skip
-        verb = "INSERT OR REPLACE" if overwrite else "INSERT"
-
-        def put(conn: sqlite3.Connection) -> None:
-            try:
-                conn.execute(f"{verb} INTO jobs ({COLUMNS}) VALUES ({', '.join('?' * 13)})", values)
-            except sqlite3.IntegrityError as exc:
-                raise errors.JobExists(
-                    f"job {job.name} already exists: delete it first, or schedule with overwrite"
-                ) from exc
-
-        await self._run(put)
-
-    async def get(self, app_id: str, name: str) -> Job | None:
-        sql = f"SELECT {COLUMNS} FROM jobs WHERE app_id = ? AND name = ?"
-        row = await self._run(lambda c: c.execute(sql, (app_id, name)).fetchone())
-        return row_to_job(row) if row is not None else None
-
-    async def delete(self, app_id: str, name: str) -> bool:
-        sql = "DELETE FROM jobs WHERE app_id = ? AND name = ?"
-        count: int = await self._run(lambda c: c.execute(sql, (app_id, name)).rowcount)
-        return count > 0
-
-    async def due(self, now: int, app_ids: Sequence[str], limit: int) -> list[Job]:
-        if not app_ids:
-            return []
-        marks = ", ".join("?" * len(app_ids))
-        sql = (
-            f"SELECT {COLUMNS} FROM jobs WHERE next_fire <= ? AND app_id IN ({marks}) "
-            "ORDER BY next_fire LIMIT ?"
-        )
-        rows = await self._run(lambda c: c.execute(sql, (now, *app_ids, limit)).fetchall())
-        return [row_to_job(r) for r in rows]
-
-    async def next_due(self, app_ids: Sequence[str]) -> int | None:
-        if not app_ids:
-            return None
-        marks = ", ".join("?" * len(app_ids))
-        sql = f"SELECT MIN(next_fire) FROM jobs WHERE app_id IN ({marks})"
-        row = await self._run(lambda c: c.execute(sql, tuple(app_ids)).fetchone())
-        return int(row[0]) if row and row[0] is not None else None
-
-    async def claim(self, job: Job, next_fire: int | None) -> bool:
-        key = (job.app_id, job.name, job.generation, job.next_fire)
-        where = "WHERE app_id = ? AND name = ? AND generation = ? AND next_fire = ?"
-        args: tuple[Any, ...]
-        if next_fire is None:
-            sql, args = f"DELETE FROM jobs {where}", key
-        else:
-            sql = f"UPDATE jobs SET next_fire = ?, fired = fired + 1 {where}"
-            args = (next_fire, *key)
-        count: int = await self._run(lambda c: c.execute(sql, args).rowcount)
-        return count == 1
+    @abc.abstractmethod
+    async def finish(self, delivery: Delivery) -> None:
+        """The occurrence is delivered (or given up on): forget it, if still ours."""
 
 
 def open_job_store(url: str | None, data_dir: Path) -> JobStore:
@@ -220,6 +180,8 @@ def open_job_store(url: str | None, data_dir: Path) -> JobStore:
         from tether.runtime.jobs.postgres import PostgresJobStore
 
         return PostgresJobStore(url)
+    from tether.runtime.jobs.sqlite import SqliteJobStore
+
     if url and url.startswith("memory:"):
         return SqliteJobStore(":memory:")
     return SqliteJobStore(data_dir / "jobs.db")
