@@ -65,6 +65,9 @@ class ServerConfig:
     default_app_id: str = "tether-dev"
     #: API tokens accepted, each naming the App ID it authenticates. Empty: no token needed.
     api_tokens: dict[str, str] = field(default_factory=dict)
+    #: Token the management API (/v1.0-tether/...) requires. None: open on loopback; a server
+    #: listening beyond loopback generates one into `data_dir/admin-token` (see `tether.admin`).
+    admin_token: str | None = None
     #: Largest request body or gRPC message accepted, in bytes.
     max_request_bytes: int = 16 * 1024 * 1024
     #: Emit logs as JSON lines instead of human-readable text.

@@ -45,6 +45,15 @@ class Unauthorized(TetherError):
     grpc_code = grpc.StatusCode.UNAUTHENTICATED
 
 
+class AdminUnauthorized(TetherError):
+    """A management request (/v1.0-tether/...) without the server's admin token. 401 for a
+    missing and a wrong token alike, as daprd answers a bad `dapr-api-token`."""
+
+    code = "ERR_ADMIN_UNAUTHORIZED"
+    http_status = 401
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+
+
 class NotFound(TetherError):
     code = "ERR_NOT_FOUND"
     http_status = 404

@@ -10,7 +10,9 @@ import signal
 import grpc
 import uvicorn
 
+from tether import admin
 from tether.config import ServerConfig
+from tether.datadir import DataDirLock
 from tether.runtime.apps import Apps
 from tether.runtime.callers import Callers
 from tether.runtime.components import ComponentHost
@@ -42,7 +44,7 @@ class Server:
         poll = 5.0 if job_store.kind == "postgresql" else 60.0
         self.runtime = Runtime(
             config, callers, WorkflowService(self.engine), apps=apps,
-            jobs=Scheduler(job_store, apps, poll),
+            jobs=Scheduler(job_store, apps, poll), admin=_admin_access(config),
         )  # fmt: skip
         self.components = ComponentHost(config.data_dir, list(config.resources_paths) or None)
         self.runtime.components = self.components
@@ -88,6 +90,8 @@ class Server:
         uv_config = uvicorn.Config(
             app, host=cfg.host, port=cfg.http_port, log_config=None, access_log=False,
             lifespan="off", timeout_graceful_shutdown=2,
+            # Nothing reads the client address, so X-Forwarded-* rewriting is only cost.
+            proxy_headers=False, server_header=False,
         )  # fmt: skip
         self._http = uvicorn.Server(uv_config)
         self._http_task = asyncio.get_running_loop().create_task(self._http.serve())
@@ -121,8 +125,27 @@ class Server:
         log.info("tether stopped")
 
 
+def _admin_access(cfg: ServerConfig) -> admin.Access:
+    access = admin.for_server(cfg.host, cfg.admin_token, cfg.data_dir)
+    if access.file is not None:
+        log.warning(
+            "listening beyond loopback with no admin token configured: the management API "
+            "requires the token generated in %s (or set --admin-token / %s)",
+            access.file.resolve(), admin.ENV,
+        )  # fmt: skip
+    elif access.token is not None:
+        log.info("the management API requires the admin token")
+    return access
+
+
 async def serve(config: ServerConfig) -> None:
-    """Run until SIGINT or SIGTERM, then shut down cleanly."""
+    """Run until SIGINT or SIGTERM, then shut down cleanly. Raises `DataDirInUse` when another
+    server runs on the same data directory."""
+    with DataDirLock(config.data_dir):
+        await _serve(config)
+
+
+async def _serve(config: ServerConfig) -> None:
     server = Server(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

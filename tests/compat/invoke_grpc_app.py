@@ -1,8 +1,9 @@
 """A gRPC app for the invocation and jobs suites, built on the SDK's `dapr.ext.grpc.App`.
 
 Run as `python -m tests.compat.invoke_grpc_app PORT [JOB_NAME ...]`. `echo` reports the metadata
-and data it got; `fail` raises (the SDK answers UNKNOWN); the named jobs are recorded and `jobs`
-returns them.
+and data it got; `proto` answers a packed `StringValue` saying what it got (the type URL and value
+of a packed request, else its bytes); `fail` raises (the SDK answers UNKNOWN); the named jobs are
+recorded and `jobs` returns them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from dapr.clients.grpc._request import BindingRequest, InvokeMethodRequest, JobEvent
 from dapr.clients.grpc._response import InvokeMethodResponse
 from dapr.ext.grpc import App
+from google.protobuf.wrappers_pb2 import StringValue
 
 app = App()
 received: list[dict[str, Any]] = []
@@ -34,6 +36,21 @@ def echo(request: InvokeMethodRequest) -> InvokeMethodResponse:
         }
     )
     return InvokeMethodResponse(body.encode(), "application/json")
+
+
+#: The content type `proto` answers with, so that a test can see it pass through.
+PROTO_CONTENT_TYPE = "application/vnd.tether-test"
+
+
+@app.method(name="proto")
+def proto(request: InvokeMethodRequest) -> InvokeMethodResponse:
+    if request.is_proto():
+        got = StringValue()
+        request.unpack(got)  # raises for a message that is not a StringValue
+        text = f"proto:{request.proto.type_url}:{got.value}"
+    else:
+        text = f"bytes:{request.data.decode(errors='replace')}:{request.content_type}"
+    return InvokeMethodResponse(StringValue(value=text), PROTO_CONTENT_TYPE)
 
 
 @app.method(name="fail")

@@ -1,6 +1,7 @@
 """Service invocation end to end: the official SDK's `DaprClient` calls a FastAPI app
 (`dapr.ext.fastapi`) and a gRPC app (`dapr.ext.grpc.App`), both real processes, through a real
-`tether dev` with resiliency policies loaded from --resources.
+`tether dev` with resiliency policies loaded from --resources; plain HTTP clients call by
+`dapr-app-id` header, as apps pointed at `DAPR_HTTP_ENDPOINT` do.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ import grpc
 import httpx
 import pytest
 from dapr.clients.exceptions import DaprHttpError
+from dapr.proto.common.v1 import common_pb2
+from dapr.proto.runtime.v1 import dapr_pb2_grpc, invoke_pb2
+from google.protobuf import any_pb2
+from google.protobuf.wrappers_pb2 import StringValue
 
+from tests.compat.invoke_grpc_app import PROTO_CONTENT_TYPE
 from tests.fixtures.apps import AppProcess, app_healthy, register, sdk
 from tests.fixtures.tether import TetherProcess, wait_until
 
@@ -50,6 +56,7 @@ spec:
         circuitBreaker: trips
 """
 TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue"
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +214,141 @@ def test_grpc_caller_to_grpc_and_http_apps(server: TetherProcess) -> None:
         with pytest.raises(grpc.RpcError) as info:
             client.invoke_method("http-app", "status/404", data=b"gone", http_verb="POST")
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_grpc_app_answer_keeps_its_type_url_and_content_type(server: TetherProcess) -> None:
+    with sdk(server, "grpc") as client:
+        # A packed message both ways: the app sees the caller's type URL, the caller the app's.
+        resp = client.invoke_method("grpc-app", "proto", data=StringValue(value="hi"))
+        assert resp.is_proto() and resp.proto.type_url == STRING_VALUE
+        assert resp.content_type == PROTO_CONTENT_TYPE
+        got = StringValue()
+        resp.unpack(got)
+        assert got.value == f"proto:{STRING_VALUE}:hi"
+        # Plain bytes in, a packed message out.
+        resp = client.invoke_method("grpc-app", "proto", data=b"raw", content_type="text/plain")
+        assert resp.proto.type_url == STRING_VALUE
+        resp.unpack(got)
+        assert got.value == "bytes:raw:text/plain"
+        # Plain bytes out: no type URL, the app's content type.
+        resp = client.invoke_method("grpc-app", "echo", data=b"x", content_type="text/plain")
+        assert not resp.is_proto() and resp.content_type == "application/json"
+        assert json.loads(resp.data)["data"] == "x"
+        # An HTTP app never answers with a type URL; a packed request reaches it labelled as
+        # daprd labels it.
+        resp = client.invoke_method("plain", "echo/packed", data=StringValue(value="v"),
+                                    http_verb="POST")  # fmt: skip
+        assert not resp.is_proto()
+        assert json.loads(resp.data)["headers"]["content-type"] == "application/x-protobuf"
+
+
+def test_http_caller_gets_protobuf_answers_labelled(server: TetherProcess) -> None:
+    with sdk(server) as client:
+        resp = client.invoke_method("grpc-app", "proto", data=b"raw", content_type="text/plain",
+                                    http_verb="POST")  # fmt: skip
+        # daprd's label for a packed message, which the SDK knows how to unpack.
+        assert resp.content_type == "application/x-protobuf"
+        got = StringValue()
+        resp.unpack(got)
+        assert got.value == "bytes:raw:text/plain"
+        resp = client.invoke_method("grpc-app", "echo", data=b"x", http_verb="POST")
+        assert resp.content_type == "application/json" and resp.json()["data"] == "x"
+
+
+def test_undecodable_packed_request_fails_in_the_app_not_in_tether(server: TetherProcess) -> None:
+    def call(data: any_pb2.Any) -> Any:
+        request = invoke_pb2.InvokeServiceRequest(
+            id="grpc-app", message=common_pb2.InvokeRequest(method="proto", data=data)
+        )
+        return dapr_pb2_grpc.DaprStub(channel).InvokeService(request, timeout=10)
+
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        with pytest.raises(grpc.RpcError) as info:
+            call(any_pb2.Any(type_url=STRING_VALUE, value=b"\xff\xff\xff"))
+        assert info.value.code() == grpc.StatusCode.UNKNOWN  # the app's own status
+        answer = call(any_pb2.Any(value=b"ok"))
+    assert answer.data.type_url == STRING_VALUE and answer.content_type == PROTO_CONTENT_TYPE
+
+
+# --- invocation by dapr-app-id header -------------------------------------------------------------
+
+
+def by_header(server: TetherProcess, app_id: str, path: str, **kw: Any) -> httpx.Response:
+    headers = {"dapr-app-id": app_id, **kw.pop("headers", {})}
+    return httpx.request(kw.pop("verb", "POST"), f"{server.http_url}/{path.lstrip('/')}",
+                         headers=headers, timeout=30, **kw)  # fmt: skip
+
+
+def test_dapr_app_id_header_invokes_like_the_invoke_api(server: TetherProcess) -> None:
+    resp = by_header(
+        server, "http-app", "/echo/some/path?a=1&b=two", verb="PUT", content=b"hello",
+        headers={"content-type": "text/plain", "x-custom": "kept"},
+    )  # fmt: skip
+    assert resp.status_code == 200 and resp.headers["x-echo"] == "yes"
+    got = resp.json()
+    assert (got["method"], got["path"], got["query"], got["body"]) == (
+        "PUT", "some/path", "a=1&b=two", "hello"
+    )  # fmt: skip
+    headers = got["headers"]
+    assert headers["x-custom"] == "kept" and headers["content-type"] == "text/plain"
+    assert headers["dapr-caller-app-id"] == "caller"
+    assert headers["dapr-callee-app-id"] == "http-app"
+    assert headers["dapr-api-token"] == APP_TOKEN
+    assert TRACEPARENT.match(headers["traceparent"])
+    assert "dapr-app-id" not in headers  # daprd's routing header stays home
+    for verb in ("GET", "POST", "DELETE", "PATCH"):
+        assert by_header(server, "http-app", "echo/v", verb=verb).json()["method"] == verb
+    # The path is cleaned as daprd cleans it; a trailing slash is kept.
+    assert by_header(server, "http-app", "echo//a/./b//").json()["path"] == "a/b/"
+    # The caller is still who its token says; the app's answer comes back as it was.
+    resp = by_header(server, "plain", "echo/x", headers={"dapr-api-token": "tokened-token"})
+    assert resp.json()["headers"]["dapr-caller-app-id"] == "tokened"
+    resp = by_header(server, "plain", "status/418", content=b"teapot")
+    assert (resp.status_code, resp.content) == (418, b"teapot")
+
+
+def test_dapr_app_id_header_to_grpc_app_and_by_basic_auth(server: TetherProcess) -> None:
+    got = by_header(server, "grpc-app", "echo", content=b"ping").json()
+    assert got["data"] == "ping" and got["metadata"]["dapr-callee-app-id"] == "grpc-app"
+    # daprd's other spelling: http://dapr-app-id:<appId>@host/<method>
+    resp = httpx.post(f"{server.http_url}/echo/basic", auth=("dapr-app-id", "http-app"),
+                      content=b"b", timeout=30)  # fmt: skip
+    assert resp.status_code == 200 and resp.json()["path"] == "basic"
+    # Resiliency applies as on /v1.0/invoke: two failures, then the third attempt.
+    assert by_header(server, "flaky", "flaky/by-header/2").json() == {"calls": 3}
+
+
+def test_dapr_app_id_header_errors(server: TetherProcess) -> None:
+    for app_id, reason in (("nobody", "couldn't find service"), ("no-endpoint", "app channel")):
+        resp = by_header(server, app_id, "echo/x")
+        assert resp.status_code == 500
+        assert resp.json()["errorCode"] == "ERR_DIRECT_INVOKE"
+        assert reason in resp.json()["message"]
+    resp = by_header(server, "tiny", "echo/x", content=b"x" * 64)
+    assert resp.status_code == 413 and resp.json()["errorCode"] == "ERR_BODY_TOO_LARGE"
+    resp = by_header(server, "plain", "echo/x", headers={"dapr-api-token": "not-a-token"})
+    assert resp.status_code == 401
+
+
+def test_dapr_app_id_header_never_shadows_the_api(server: TetherProcess) -> None:
+    base = server.http_url
+    app = {"dapr-app-id": "http-app"}
+    assert httpx.get(f"{base}/v1.0/healthz", headers=app).status_code == 204
+    assert httpx.get(f"{base}/v1.0/metadata", headers=app).json()["id"] == "caller"
+    assert "# TYPE" in httpx.get(f"{base}/metrics", headers=app).text
+    assert "apps" in httpx.get(f"{base}/v1.0-tether/apps", headers=app).json()
+    # A path an API route owns, with a verb it does not take, stays that route's 405.
+    assert httpx.put(f"{base}/v1.0/healthz", headers=app).status_code == 405
+    assert httpx.post(f"{base}/v1.0-tether/nothing-here", headers=app).status_code == 404
+    # /v1.0/invoke routes by its path; the header is dropped, not obeyed.
+    resp = httpx.post(f"{base}/v1.0/invoke/plain/method/echo/x", headers={"dapr-app-id": "nobody"})
+    assert resp.json()["headers"]["dapr-callee-app-id"] == "plain"
+
+
+def test_unknown_paths_without_the_header_are_still_404(server: TetherProcess) -> None:
+    for headers in ({}, {"dapr-app-id": ""}, {"authorization": "Basic bm90OnRoaXM="}):
+        resp = httpx.post(f"{server.http_url}/orders", headers=headers, content=b"{}")
+        assert resp.status_code == 404 and resp.text == "Not Found"
 
 
 # --- resiliency --------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ import pytest
 from tether.components.pubsub.base import Message, Outcome
 from tether.resources.subscription import RouteRule
 from tether.runtime.api.pubsub import event_bytes
+from tether.runtime.appchannel import bulk_statuses
 from tether.runtime.pubsub import envelope as ce
 from tether.runtime.pubsub import scopes
-from tether.runtime.pubsub.appdelivery import _verdicts
 from tether.runtime.pubsub.delivery import Pipeline, SubscriberGone
 from tether.runtime.pubsub.model import Kind, TopicSubscription, from_programmatic
 from tether.runtime.pubsub.routing import RouteFailed, RouteInvalid, Router
@@ -152,16 +152,23 @@ def test_programmatic_subscriptions() -> None:
     ]
     assert subs[1].describe()["rules"] == [{"match": "x", "path": "/x"}, {"path": "/d"}]
     assert subs[0].describe()["type"] == "PROGRAMMATIC"
+    # A gRPC app's subscription may name no route: the empty path, as daprd gives it.
+    (grpc_sub,) = from_programmatic([{"pubsubname": "ps", "topic": "c"}], "app", True)
+    assert (grpc_sub.topic, grpc_sub.rules, grpc_sub.default_route) == ("c", (), "")
 
 
-def test_bulk_verdicts() -> None:
+def test_bulk_statuses() -> None:
     body = json.dumps({"statuses": [{"entryId": "1", "status": "SUCCESS"},
-                                    {"entryId": "2", "status": "DROP"}]}).encode()  # fmt: skip
-    assert _verdicts(200, body, ["1", "2", "3"]) == {
-        "1": Outcome.SUCCESS, "2": Outcome.DROP, "3": Outcome.RETRY,
+                                    {"entryId": "2", "status": "drop"},
+                                    {"entryId": "4", "status": "MAYBE"},
+                                    {"entryId": "x", "status": "SUCCESS"}]}).encode()  # fmt: skip
+    assert bulk_statuses(200, body, ["1", "2", "3", "4"]) == {
+        "1": Outcome.SUCCESS, "2": Outcome.DROP, "3": Outcome.RETRY, "4": Outcome.RETRY,
     }  # fmt: skip
-    assert _verdicts(404, b"", ["1"]) == {"1": Outcome.DROP}
-    assert _verdicts(500, b"", ["1"]) == {"1": Outcome.RETRY}
+    assert bulk_statuses(404, b"", ["1"]) == {"1": Outcome.DROP}
+    assert bulk_statuses(500, b"", ["1"]) == {"1": Outcome.RETRY}
+    assert bulk_statuses(200, b"", ["1"]) == {"1": Outcome.SUCCESS}  # no statuses: all done
+    assert bulk_statuses(200, b"not json", ["1"]) == {"1": Outcome.SUCCESS}
 
 
 # --- the pipeline ------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 import httpx
 
+from tether import admin
+
 DEFAULT_URL = "http://127.0.0.1:3500"
 PREFIX = "/v1.0-tether/workflows"
 TOKEN_HEADER = "dapr-api-token"
@@ -25,6 +27,9 @@ FINISHED = ("COMPLETED", "FAILED", "TERMINATED", "CANCELED")
 _HINTS = {
     "ERR_INSTANCE_ID_NOT_FOUND": "find instance IDs with `tether workflow list`",
     "ERR_UNAUTHORIZED": "pass the App ID's token with --token or set DAPR_API_TOKEN",
+    "ERR_ADMIN_UNAUTHORIZED": f"pass the server's admin token with --admin-token or set "
+    f"{admin.ENV}; for a server on this machine that generated one, point --data-dir at its "
+    "data directory",
     "ERR_START_WORKFLOW": "pick another --id, or terminate/purge the existing instance first",
 }
 
@@ -60,9 +65,16 @@ def _seg(value: str) -> str:
 
 
 class Client:
-    def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        timeout: float = 30.0,
+        admin_token: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {TOKEN_HEADER: token} if token else {}
+        headers.update(admin.headers(admin_token))
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
     def close(self) -> None:

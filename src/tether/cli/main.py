@@ -64,10 +64,18 @@ def dev(
     resources: list[Path] = typer.Option(
         [], "--resources", help="Folder or file of Dapr resources (repeatable)."
     ),
+    admin_token: str | None = typer.Option(
+        None,
+        envvar="TETHER_ADMIN_TOKEN",
+        show_default=False,
+        help="Token the management API (/v1.0-tether/...) requires. Default: none on loopback; "
+        "beyond loopback, one is generated into DATA_DIR/admin-token.",
+    ),
 ) -> None:
     """Start the embedded server: everything in one process, state in --data-dir."""
     from tether import logs
     from tether.config import AppConfig, HealthCheck
+    from tether.datadir import DataDirInUse
     from tether.server import serve
 
     logs.configure(log_level, json_logs)
@@ -99,17 +107,22 @@ def dev(
         log_level=log_level,
         app=default_app,
         resources_paths=tuple(resources),
+        admin_token=admin_token or None,
     )
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(serve(config))
+    except DataDirInUse as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
     except OSError as exc:
-        typer.secho(
-            f"error: {exc}. Is another server using port {http_port} or {grpc_port}? "
-            "Pick others with --http-port/--grpc-port.",
-            fg="red",
-            err=True,
+        hint = (
+            f"Check that --data-dir ({data_dir}) is writable."
+            if exc.filename is not None  # the data directory, not a listener
+            else f"Is another server using port {http_port} or {grpc_port}? "
+            "Pick others with --http-port/--grpc-port."
         )
+        typer.secho(f"error: {exc}. {hint}", fg="red", err=True)
         raise typer.Exit(1) from exc
 
 

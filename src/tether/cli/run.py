@@ -16,6 +16,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from tether import admin
 from tether.devloop import runfile
 from tether.devloop.output import Output
 from tether.devloop.runfile import AppSpec, RunFileError
@@ -89,7 +90,21 @@ GrpcPort = Annotated[
     int, typer.Option("--grpc-port", help="gRPC port of that server (the apps are told it).")
 ]
 DataDir = Annotated[
-    Path, typer.Option("--data-dir", help="Data directory of a dev server tether run starts.")
+    Path,
+    typer.Option(
+        "--data-dir",
+        help="Data directory of a dev server tether run starts, or of a running server on this "
+        "machine whose generated admin token it uses.",
+    ),
+]
+AdminToken = Annotated[
+    str | None,
+    typer.Option(
+        "--admin-token",
+        envvar=admin.ENV,
+        help="The server's admin token, if it requires one (a server tether run starts will).",
+        show_default=False,
+    ),
 ]
 Grace = Annotated[
     float, typer.Option("--grace", help="Seconds an app gets to exit after SIGTERM.", min=0)
@@ -116,6 +131,7 @@ def run(
     data_dir: DataDir = Path(".tether"),
     grace: Grace = 5.0,
     server_logs: ServerLogs = False,
+    admin_token: AdminToken = None,
 ) -> None:
     """Run apps against Tether, like `dapr run`: register their App IDs and start them.
 
@@ -157,6 +173,7 @@ def run(
         grace=grace,
         server_logs=server_logs,
         notes=notes,
+        admin_token=admin_token or None,
     )
     raise typer.Exit(asyncio.run(run_session(plan, out)))
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -21,6 +22,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from tether import admin
 from tether.cli.client import DEFAULT_URL, FINISHED, ApiError, Client, iso_time
 
 app = typer.Typer(
@@ -39,6 +41,23 @@ Server = Annotated[
 ]
 Token = Annotated[
     str | None, typer.Option("--token", envvar="DAPR_API_TOKEN", help="API token of the App ID.")
+]
+AdminToken = Annotated[
+    str | None,
+    typer.Option(
+        "--admin-token",
+        envvar=admin.ENV,
+        help="The server's admin token, if it requires one.",
+        show_default=False,
+    ),
+]
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        help="Data directory of a server on this machine: without --admin-token, the token it "
+        "generated there is sent.",
+    ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the server's JSON instead of tables.")]
 Statuses = Annotated[
@@ -73,9 +92,12 @@ def fail(message: str, hint: str | None = None, code: int = 1) -> NoReturn:
 
 
 @contextmanager
-def connect(server: str, token: str | None) -> Iterator[Client]:
+def connect(
+    server: str, token: str | None, admin_token: str | None, data_dir: Path
+) -> Iterator[Client]:
+    admin_token = admin.for_client(admin_token, server, data_dir)
     try:
-        with Client(server, token) as client:
+        with Client(server, token, admin_token=admin_token) as client:
             yield client
     except ApiError as exc:
         fail(exc.message, exc.hint)
@@ -183,12 +205,14 @@ def list_cmd(
     as_json: AsJson = False,
     server: Server = DEFAULT_URL,
     token: Token = None,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = Path(".tether"),
 ) -> None:
     """List workflow instances, newest first."""
     filters: dict[str, Any] = dict(statuses=status or [], name=name, limit=limit, cursor=cursor)
     filters.update(payloads=payloads, created_from=parse_when(since, "--since"))
     filters["created_to"] = parse_when(before, "--before")
-    with connect(server, token) as client:
+    with connect(server, token, admin_token, data_dir) as client:
         if all_pages:
             page: dict[str, Any] = {"instances": list(client.list_all(**filters)), "cursor": None}
         else:
@@ -215,9 +239,11 @@ def show(
     as_json: AsJson = False,
     server: Server = DEFAULT_URL,
     token: Token = None,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = Path(".tether"),
 ) -> None:
     """Show one instance: status, times, input, output and failure."""
-    with connect(server, token) as client:
+    with connect(server, token, admin_token, data_dir) as client:
         inst = client.get(instance_id)
     if as_json:
         print_json(inst)
@@ -256,9 +282,11 @@ def history(
     as_json: AsJson = False,
     server: Server = DEFAULT_URL,
     token: Token = None,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = Path(".tether"),
 ) -> None:
     """Show an instance's history: every event the workflow has seen, in order."""
-    with connect(server, token) as client:
+    with connect(server, token, admin_token, data_dir) as client:
         events = client.history(instance_id)
     if as_json:
         print_json({"events": events})
@@ -308,11 +336,13 @@ def start(
     as_json: AsJson = False,
     server: Server = DEFAULT_URL,
     token: Token = None,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = Path(".tether"),
 ) -> None:
     """Start a new workflow instance."""
     has_input, value = parse_json(input, "--input")
     at = parse_when(start_at, "--start-at") if start_at else None
-    with connect(server, token) as client:
+    with connect(server, token, admin_token, data_dir) as client:
         iid = client.start(
             name, instance_id=instance_id, input=value, has_input=has_input, start_at=at
         )
@@ -329,10 +359,12 @@ def raise_cmd(
     data: str | None = typer.Option(None, "--data", help="Event data as JSON."),
     server: Server = DEFAULT_URL,
     token: Token = None,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = Path(".tether"),
 ) -> None:
     """Raise an external event on an instance."""
     parse_json(data, "--data")
-    with connect(server, token) as client:
+    with connect(server, token, admin_token, data_dir) as client:
         inst = client.raise_event(instance_id, event, data)
     if inst["status"] in FINISHED:
         out.print(
@@ -352,17 +384,29 @@ def _report(inst: dict[str, Any], done: str, expected: tuple[str, ...], why: str
 
 
 @app.command()
-def suspend(instance_id: InstanceId, server: Server = DEFAULT_URL, token: Token = None) -> None:
+def suspend(
+    instance_id: InstanceId,
+    server: Server = DEFAULT_URL,
+    token: Token = None,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = Path(".tether"),
+) -> None:
     """Pause an instance: it takes no further steps until resumed."""
-    with connect(server, token) as client:
+    with connect(server, token, admin_token, data_dir) as client:
         inst = client.lifecycle(instance_id, "suspend")
     _report(inst, "Suspended", ("SUSPENDED",), "only running or pending workflows can be suspended")
 
 
 @app.command()
-def resume(instance_id: InstanceId, server: Server = DEFAULT_URL, token: Token = None) -> None:
+def resume(
+    instance_id: InstanceId,
+    server: Server = DEFAULT_URL,
+    token: Token = None,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = Path(".tether"),
+) -> None:
     """Resume a suspended instance."""
-    with connect(server, token) as client:
+    with connect(server, token, admin_token, data_dir) as client:
         inst = client.lifecycle(instance_id, "resume")
     _report(inst, "Resumed", ("RUNNING", "PENDING"), "only suspended workflows can be resumed")
 
@@ -374,13 +418,15 @@ def terminate(
     recursive: Recursive = True,
     server: Server = DEFAULT_URL,
     token: Token = None,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = Path(".tether"),
 ) -> None:
     """Stop an instance now, with or without a worker; it ends as TERMINATED."""
     has_output, value = parse_json(output, "--output")
     body: dict[str, Any] = {"recursive": recursive}
     if has_output:
         body["output"] = value
-    with connect(server, token) as client:
+    with connect(server, token, admin_token, data_dir) as client:
         inst = client.lifecycle(instance_id, "terminate", body)
     _report(inst, "Terminated", ("TERMINATED",), "it had already finished")
 
@@ -396,10 +442,12 @@ def rerun(
     as_json: AsJson = False,
     server: Server = DEFAULT_URL,
     token: Token = None,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = Path(".tether"),
 ) -> None:
     """Rerun a finished instance from one of its steps, as a new instance."""
     has_input, value = parse_json(input, "--input")
-    with connect(server, token) as client:
+    with connect(server, token, admin_token, data_dir) as client:
         iid = client.rerun(instance_id, from_event, new_id=new_id, input=value, has_input=has_input)
     if as_json:
         print_json({"instanceID": iid})
@@ -440,6 +488,8 @@ def purge(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     server: Server = DEFAULT_URL,
     token: Token = None,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = Path(".tether"),
 ) -> None:
     """Delete finished instances and their histories for good: one by ID, or many by filter.
 
@@ -461,7 +511,7 @@ def purge(
         if not yes:
             children = " and its child workflows" if recursive else ""
             _confirm(f"Delete workflow '{instance_id}'{children} and its history for good?")
-        with connect(server, token) as client:
+        with connect(server, token, admin_token, data_dir) as client:
             deleted = client.purge(instance_id, recursive=recursive, force=force)
         out.print(f"Purged {deleted} workflow instance(s).")
         return
@@ -478,7 +528,7 @@ def purge(
         )
     created_to = parse_when(older_than, "--older-than")
     created_from = parse_when(since, "--since")
-    with connect(server, token) as client:
+    with connect(server, token, admin_token, data_dir) as client:
         _purge_matching(
             client, statuses or list(FINISHED), created_from, created_to, recursive, yes
         )

@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from tether import admin
 from tether.devloop.output import Output
 from tether.devloop.supervisor import Child, ProcessSpec, StartError, start
 
@@ -74,6 +75,8 @@ class DevServerOptions:
     #: Relay the server's log lines as `[tether dev]`; otherwise they go to a file in data_dir.
     show_logs: bool = False
     start_timeout: float = 30.0
+    #: The admin token the server is to require; None: none (the server is on loopback).
+    admin_token: str | None = None
 
 
 class DevServer:
@@ -101,7 +104,7 @@ class DevServer:
         for folder in options.resources:
             argv += ["--resources", str(folder)]
         log_path = None if options.show_logs else options.data_dir / "dev-server.log"
-        spec = ProcessSpec("tether dev", tuple(argv), Path.cwd(), _server_env())
+        spec = ProcessSpec("tether dev", tuple(argv), Path.cwd(), _server_env(options.admin_token))
         out.info(f"starting dev server on :{ep.http_port} (gRPC :{ep.grpc_port})…")
         log = log_path.open("ab") if log_path is not None else None
         try:
@@ -149,17 +152,25 @@ class DevServer:
         return await self.child.stop(grace)
 
 
-def _server_env() -> dict[str, str]:
+def _server_env(admin_token: str | None) -> dict[str, str]:
     # The server's logs should arrive as they are written, not when a buffer fills.
-    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # In the environment rather than argv, where every local user could read it with `ps`.
+    env.pop(admin.ENV, None)
+    if admin_token:
+        env[admin.ENV] = admin_token
+    return env
 
 
 class AppsClient:
     """`/v1.0-tether/apps`: register an App ID (getting its API token) and remove it again."""
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, base_url: str, admin_token: str | None = None
+    ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
+        self._headers = admin.headers(admin_token)
 
     async def register(
         self,
@@ -208,7 +219,9 @@ class AppsClient:
     ) -> httpx.Response:
         url = self.base_url + path
         try:
-            response = await self.http.request(method, url, json=body, timeout=10.0)
+            response = await self.http.request(
+                method, url, json=body, headers=self._headers, timeout=10.0
+            )
         except httpx.HTTPError as exc:
             raise ServerError(f"{method} {url}: {exc or type(exc).__name__}") from exc
         if response.is_success or (missing_ok and response.status_code == 404):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from tether import admin
 from tether.devloop.output import Output
 from tether.devloop.runfile import AppSpec
 from tether.devloop.server import (
@@ -43,7 +44,8 @@ class RunPlan:
     http_port: int = 3500
     #: gRPC port of that server (the apps are told it; a started server listens on it).
     grpc_port: int = 50001
-    #: Data directory of a server this session starts.
+    #: Data directory of a server this session starts, or of a running one on this machine
+    #: (whose generated admin token is read from it).
     data_dir: Path = Path(".tether")
     #: Resource folders for a server this session starts.
     resources: tuple[Path, ...] = ()
@@ -53,6 +55,9 @@ class RunPlan:
     server_logs: bool = False
     #: Remarks about the run file (ignored or unknown fields), printed first.
     notes: tuple[str, ...] = ()
+    #: The server's admin token (`--admin-token`, TETHER_ADMIN_TOKEN); a server this session
+    #: starts requires it. None: the one in data_dir, if the server is on this machine.
+    admin_token: str | None = None
 
 
 def app_env(app: AppSpec, endpoint: Endpoint, token: str) -> dict[str, str]:
@@ -70,7 +75,12 @@ def app_env(app: AppSpec, endpoint: Endpoint, token: str) -> dict[str, str]:
         injected["APP_PORT"] = str(app.app_port)
     # Unbuffered so a Python app's lines show up as it prints them, not when it exits; a value
     # the user set wins. The app's own env wins over everything, as with `dapr run`.
-    return {"PYTHONUNBUFFERED": "1", **os.environ, **injected, **app.env}
+    env = {"PYTHONUNBUFFERED": "1", **os.environ, **injected, **app.env}
+    if admin.ENV not in app.env:
+        # The admin token is tether run's, not the apps': an app holding it could manage
+        # every other App ID.
+        env.pop(admin.ENV, None)
+    return env
 
 
 class Session:
@@ -79,6 +89,7 @@ class Session:
         self.out = out
         self.stop_requested = asyncio.Event()
         self.server: DevServer | None = None
+        self.admin_token: str | None = None
         self.registered: list[str] = []
         self.children: list[Child] = []
         self._startup: asyncio.Task[None] | None = None
@@ -154,9 +165,14 @@ class Session:
                 "out --server (and TETHER_URL) to have tether run start one here"
             )
         else:
-            options = DevServerOptions(endpoint, plan.data_dir, plan.resources, plan.server_logs)
+            options = DevServerOptions(
+                endpoint, plan.data_dir, plan.resources, plan.server_logs,
+                admin_token=plan.admin_token,
+            )  # fmt: skip
             self.server = await DevServer.start(options, http, out)
-        apps_api = AppsClient(http, endpoint.http_url)
+        # Read once the server is up: a server on this machine writes its token as it starts.
+        self.admin_token = admin.for_client(plan.admin_token, endpoint.http_url, plan.data_dir)
+        apps_api = self._apps_api(http)
         tokens: dict[str, str] = {}
         already = await apps_api.registered()
         for app in plan.apps:
@@ -198,6 +214,9 @@ class Session:
                 self._watchers.append(
                     asyncio.create_task(self._announce(child, http, app.app_port))
                 )
+
+    def _apps_api(self, http: httpx.AsyncClient) -> AppsClient:
+        return AppsClient(http, self.endpoint.http_url, self.admin_token)
 
     async def _supervise(self) -> int:
         """Wait for the apps; the first failure ends the session with that app's exit code."""
@@ -245,7 +264,7 @@ class Session:
                     grace = "" if self._killed else f" within {self.plan.grace:g}s"
                     self.out.warn(f"{child.spec.name} did not stop{grace}; killed")
         if self.registered:
-            apps_api = AppsClient(http, self.endpoint.http_url)
+            apps_api = self._apps_api(http)
             removed = []
             for app_id in self.registered:
                 try:
@@ -265,7 +284,7 @@ class Session:
         while child.running:
             if await _listening(port):
                 self.out.ok(f"{child.spec.name} is listening on :{port}")
-                await AppsClient(http, self.endpoint.http_url).refresh(child.spec.name)
+                await self._apps_api(http).refresh(child.spec.name)
                 return
             await asyncio.sleep(0.2)
 

@@ -2,9 +2,10 @@
 
 The HTTP channel follows daprd's (dapr/dapr pkg/channel/http): invocations pass the verb, path,
 query, headers and body through and hand back the app's status, headers and raw body; pub/sub
-events are POSTed as CloudEvents and answered SUCCESS/RETRY/DROP; input bindings are probed with
-OPTIONS before use; jobs arrive as `POST /job/<name>`. The app token, when the App ID has one, is
-sent as `dapr-api-token` on every call.
+events are POSTed as CloudEvents and answered SUCCESS/RETRY/DROP, bulk batches as Dapr's bulk
+JSON answered with a status per entry; input bindings are probed with OPTIONS before use; jobs
+arrive as `POST /job/<name>`. The app token, when the App ID has one, is sent as `dapr-api-token`
+on every call.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from google.protobuf import any_pb2, json_format, struct_pb2
 
 from tether import errors
 from tether.config import AppConfig, HealthCheck
-from tether.runtime.contracts import AppResponse
+from tether.runtime.contracts import PROTOBUF_CONTENT_TYPE, AppResponse, BulkBatch
 
 log = logging.getLogger("tether.appchannel")
 
@@ -118,6 +119,35 @@ def event_status(status_code: int, body: bytes) -> str:
     return RETRY
 
 
+def _status_word(status: Any) -> str:
+    """One entry's status in a bulk answer; anything unknown is a retry, as in daprd."""
+    if status is None or status == "":
+        return SUCCESS
+    word = str(status).upper()
+    return word if word in (SUCCESS, RETRY, DROP) else RETRY
+
+
+def bulk_statuses(status_code: int, body: bytes, ids: list[str]) -> dict[str, str]:
+    """daprd's reading of an HTTP subscriber's answer to a bulk delivery, per entry id."""
+    if status_code == 404:
+        return dict.fromkeys(ids, DROP)
+    if not 200 <= status_code < 300:
+        return dict.fromkeys(ids, RETRY)
+    try:
+        parsed = json.loads(body) if body.strip() else None
+    except ValueError:
+        parsed = None
+    statuses = parsed.get("statuses") if isinstance(parsed, dict) else None
+    if not isinstance(statuses, list):
+        # An answer without statuses acknowledges the whole batch, like an empty 2xx does for
+        # a single event.
+        return dict.fromkeys(ids, SUCCESS)
+    found = {s.get("entryId"): _status_word(s.get("status")) for s in statuses
+             if isinstance(s, dict)}  # fmt: skip
+    # An entry the app did not mention was not processed: it is retried.
+    return {i: found.get(i, RETRY) for i in ids}
+
+
 def integral(value: Any) -> Any:
     """JSON from a `google.protobuf.Value` as Go writes it: whole numbers without `.0`."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
@@ -168,6 +198,8 @@ class HealthChecked(abc.ABC):
 
 class HttpAppChannel(HealthChecked):
     """An app reached over HTTP on `http://<address>:<port>`."""
+
+    routes_optional = False
 
     def __init__(self, cfg: AppConfig) -> None:
         self.app_id = cfg.app_id
@@ -244,7 +276,11 @@ class HttpAppChannel(HealthChecked):
         headers: Mapping[str, str],
         query: str = "",
         timeout: float | None = None,
+        type_url: str = "",
     ) -> AppResponse:
+        if type_url:  # a gRPC caller's packed protobuf message, as daprd labels it
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+            headers["content-type"] = PROTOBUF_CONTENT_TYPE
         return await self._send(verb.upper() or "POST", method, body, headers, query, timeout)
 
     async def subscriptions(self) -> list[dict[str, Any]]:
@@ -274,6 +310,28 @@ class HttpAppChannel(HealthChecked):
             log.warning("pub/sub delivery to %s failed: %s", self.app_id, exc.message)
             return RETRY
         return event_status(response.status, response.body)
+
+    async def deliver_bulk(self, batch: BulkBatch, headers: Mapping[str, str]) -> dict[str, str]:
+        entries = []
+        for entry in batch.entries:
+            if batch.raw:
+                event: Any = entry.event.get("data_base64", "")
+                content_type = "application/octet-stream"
+            else:
+                event, content_type = dict(entry.event), "application/cloudevents+json"
+            entries.append({"entryId": entry.entry_id, "event": event,
+                            "contentType": content_type, "metadata": {}})  # fmt: skip
+        body = {
+            "id": batch.id,
+            "type": batch.type,
+            "topic": batch.topic,
+            "pubsubname": batch.pubsub,
+            "metadata": {},
+            "entries": entries,
+        }
+        sent = {**headers, "content-type": "application/json"}
+        response = await self._send("POST", batch.path, json.dumps(body).encode(), sent)
+        return bulk_statuses(response.status, response.body, [e.entry_id for e in batch.entries])
 
     async def binding_subscribed(self, name: str) -> bool:
         """Whether the app has a route for input binding `name` (daprd probes with OPTIONS;

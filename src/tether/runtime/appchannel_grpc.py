@@ -1,16 +1,24 @@
 """Calls from the runtime into an app over gRPC: the `AppCallback` services apps implement.
 
 As daprd (dapr/dapr pkg/channel/grpc): an invocation becomes `OnInvoke` with the HTTP verb and
-query in `http_extension` and the headers as metadata; a gRPC failure comes back as the HTTP
-status daprd maps its code to, with the status as JSON. Jobs go to the stable `OnJobEvent` and,
-for apps that only implement it, to `OnJobEventAlpha1`.
+query in `http_extension` and the headers as metadata; the data's type URL passes through both
+ways; a gRPC failure comes back as the HTTP status daprd maps its code to, with the status as
+JSON. Jobs go to the stable `OnJobEvent` and, for apps that only implement it, to
+`OnJobEventAlpha1`.
+
+Bulk pub/sub batches go to `OnBulkTopicEvent`, then `OnBulkTopicEventAlpha1` (what daprd calls);
+an app that implements neither gets the batch's events one by one through `OnTopicEvent`. The
+channel remembers which RPC the app answers, so an app without bulk support costs the failed
+probes once, not on every batch.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -29,7 +37,7 @@ from tether.runtime.appchannel import (
     HealthChecked,
     HealthMonitor,
 )
-from tether.runtime.contracts import AppResponse
+from tether.runtime.contracts import AppResponse, BulkBatch, BulkEntry
 
 log = logging.getLogger("tether.appchannel")
 
@@ -68,8 +76,6 @@ def _metadata(headers: Mapping[str, str]) -> list[tuple[str, str]]:
 def _event_data(envelope: Mapping[str, Any]) -> bytes:
     """The payload bytes of a CloudEvent, as daprd hands them to gRPC subscribers."""
     if "data_base64" in envelope:
-        import base64
-
         return base64.b64decode(str(envelope["data_base64"]))
     data = envelope.get("data")
     if data is None:
@@ -79,8 +85,55 @@ def _event_data(envelope: Mapping[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
+def _extensions(envelope: Mapping[str, Any]) -> struct_pb2.Struct:
+    """The CloudEvent's attributes that have no field of their own on the gRPC request."""
+    extensions = struct_pb2.Struct()
+    for key, value in envelope.items():
+        if key not in _CE_FIELDS:
+            try:
+                extensions.update({key: value})
+            except (ValueError, TypeError):
+                extensions.update({key: str(value)})
+    return extensions
+
+
+def _bulk_entry(entry: BulkEntry, raw: bool) -> appcallback_pb2.TopicEventBulkRequestEntry:
+    """daprd's entry for one event: the payload bytes for raw subscriptions, else the CloudEvent
+    with its data as bytes."""
+    event = entry.event
+    if raw:
+        return appcallback_pb2.TopicEventBulkRequestEntry(
+            entry_id=entry.entry_id,
+            bytes=_event_data(event),
+            content_type=str(event.get("datacontenttype") or "application/octet-stream"),
+        )
+    return appcallback_pb2.TopicEventBulkRequestEntry(
+        entry_id=entry.entry_id,
+        cloud_event=appcallback_pb2.TopicEventCERequest(
+            id=str(event.get("id", "")),
+            source=str(event.get("source", "")),
+            type=str(event.get("type", "")),
+            spec_version=str(event.get("specversion", "")),
+            data_content_type=str(event.get("datacontenttype", "")),
+            data=_event_data(event),
+            extensions=_extensions(event),
+        ),
+        content_type="application/cloudevents+json",
+    )
+
+
+def _bulk_statuses(response: Any, ids: list[str]) -> dict[str, str]:
+    """Per-entry verdicts from a `TopicEventBulkResponse`; as daprd, an entry the app did not
+    answer for, or answered with an unknown status, is retried, and unknown ids are ignored."""
+    words = {_STATUS.SUCCESS: SUCCESS, _STATUS.RETRY: RETRY, _STATUS.DROP: DROP}
+    found = {s.entry_id: words.get(s.status, RETRY) for s in response.statuses}
+    return {i: found.get(i, RETRY) for i in ids}
+
+
 class GrpcAppChannel(HealthChecked):
     """An app reached over gRPC on `<address>:<port>` (plaintext, like daprd's local channel)."""
+
+    routes_optional = True
 
     def __init__(self, cfg: AppConfig) -> None:
         self.app_id = cfg.app_id
@@ -98,6 +151,12 @@ class GrpcAppChannel(HealthChecked):
         self._alpha = appcallback_pb2_grpc.AppCallbackAlphaStub(self._channel)  # type: ignore[no-untyped-call]
         self._health = appcallback_pb2_grpc.AppCallbackHealthCheckStub(self._channel)  # type: ignore[no-untyped-call]
         self.health = HealthMonitor(cfg.app_id, cfg.health, self._probe)
+        #: The bulk RPCs still worth trying, best first; the ones the app turned out not to
+        #: implement are removed, so each is probed once per channel.
+        self._bulk_rpcs: list[tuple[str, Callable[..., Awaitable[Any]]]] = [
+            ("OnBulkTopicEvent", self._app.OnBulkTopicEvent),
+            ("OnBulkTopicEventAlpha1", self._alpha.OnBulkTopicEventAlpha1),
+        ]
 
     async def _close(self) -> None:
         await self._channel.close()
@@ -127,11 +186,12 @@ class GrpcAppChannel(HealthChecked):
         headers: Mapping[str, str],
         query: str = "",
         timeout: float | None = None,
+        type_url: str = "",
     ) -> AppResponse:
         content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
         request = common_pb2.InvokeRequest(
             method=method.lstrip("/"),
-            data=any_pb2.Any(value=body),
+            data=any_pb2.Any(type_url=type_url, value=body),
             content_type=content_type,
             http_extension=common_pb2.HTTPExtension(
                 verb=_VERBS.Value(verb.upper()) if verb.upper() in _VERBS.keys() else _VERBS.POST,  # noqa: SIM118
@@ -160,6 +220,7 @@ class GrpcAppChannel(HealthChecked):
             body=bytes(response.data.value),
             headers=_headers(initial),
             content_type=response.content_type,
+            type_url=response.data.type_url,
         )
 
     async def subscriptions(self) -> list[dict[str, Any]]:
@@ -194,13 +255,18 @@ class GrpcAppChannel(HealthChecked):
     async def deliver_event(
         self, route: str, envelope: Mapping[str, Any], raw: bytes, headers: Mapping[str, str]
     ) -> str:
-        extensions = struct_pb2.Struct()
-        for key, value in envelope.items():
-            if key not in _CE_FIELDS:
-                try:
-                    extensions.update({key: value})
-                except (ValueError, TypeError):
-                    extensions.update({key: str(value)})
+        status = await self._topic_event(route, envelope, headers)
+        if status is None:
+            # daprd: the app does not handle this topic; retrying cannot help.
+            log.warning("app %s does not implement topic %s: dropping the event",
+                        self.app_id, envelope.get("topic", ""))  # fmt: skip
+            return DROP
+        return status
+
+    async def _topic_event(
+        self, route: str, envelope: Mapping[str, Any], headers: Mapping[str, str]
+    ) -> str | None:
+        """`OnTopicEvent`: SUCCESS, RETRY or DROP, or None when the app answers UNIMPLEMENTED."""
         request = appcallback_pb2.TopicEventRequest(
             id=str(envelope.get("id", "")),
             source=str(envelope.get("source", "")),
@@ -211,19 +277,57 @@ class GrpcAppChannel(HealthChecked):
             topic=str(envelope.get("topic", "")),
             pubsub_name=str(envelope.get("pubsubname", "")),
             path=route,
-            extensions=extensions,
+            extensions=_extensions(envelope),
         )
         try:
             response = await self._app.OnTopicEvent(request, metadata=self._md(headers))
         except grpc.aio.AioRpcError as exc:
             if exc.code() == _C.UNIMPLEMENTED:
-                # daprd: the app does not handle this topic; retrying cannot help.
-                log.warning("app %s does not implement topic %s: dropping the event",
-                            self.app_id, request.topic)  # fmt: skip
-                return DROP
+                return None
             log.warning("pub/sub delivery to %s failed: %s", self.app_id, exc.details())
             return RETRY
         return {_STATUS.SUCCESS: SUCCESS, _STATUS.DROP: DROP}.get(response.status, RETRY)
+
+    async def deliver_bulk(self, batch: BulkBatch, headers: Mapping[str, str]) -> dict[str, str]:
+        ids = [e.entry_id for e in batch.entries]
+        request = appcallback_pb2.TopicEventBulkRequest(
+            id=batch.id,
+            entries=[_bulk_entry(e, batch.raw) for e in batch.entries],
+            topic=batch.topic,
+            pubsub_name=batch.pubsub,
+            type=batch.type,
+            path=batch.path,
+        )
+        unimplemented: list[str] = []
+        for name, rpc in list(self._bulk_rpcs):
+            try:
+                response = await rpc(request, metadata=self._md(headers))
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == _C.UNIMPLEMENTED:
+                    unimplemented.append(name)
+                    continue
+                log.warning("bulk pub/sub delivery to %s failed: %s", self.app_id, exc.details())
+                return dict.fromkeys(ids, RETRY)
+            self._skip_bulk(unimplemented)  # a later RPC answered: the earlier ones are missing
+            return _bulk_statuses(response, ids)
+        # No bulk RPC took the batch: one event at a time. UNIMPLEMENTED for every event too
+        # means the app does not handle this topic at all (all dropped, as daprd), not that it
+        # lacks the bulk RPCs, so only an app that handled some event is marked as lacking them.
+        answers = await asyncio.gather(
+            *(self._topic_event(batch.path, e.event, e.headers) for e in batch.entries)
+        )
+        if any(answer is not None for answer in answers):
+            self._skip_bulk(unimplemented)
+        else:
+            log.warning("app %s does not implement topic %s: dropping %d events",
+                        self.app_id, batch.topic, len(ids))  # fmt: skip
+        return {i: answer or DROP for i, answer in zip(ids, answers, strict=True)}
+
+    def _skip_bulk(self, names: list[str]) -> None:
+        if names:
+            log.info("app %s does not implement %s; not asked again",
+                     self.app_id, ", ".join(names))  # fmt: skip
+            self._bulk_rpcs = [(n, rpc) for n, rpc in self._bulk_rpcs if n not in names]
 
     async def binding_subscribed(self, name: str) -> bool:
         try:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether import __version__
+from tether.admin import Access
 from tether.config import ServerConfig
 from tether.runtime.apps import Apps
 from tether.runtime.callers import Callers
@@ -27,6 +28,8 @@ class Runtime:
     apps: Apps
     #: The Jobs API's scheduler.
     jobs: Scheduler
+    #: What the management API (/v1.0-tether/...) requires of its callers.
+    admin: Access
     ready: bool = False
     started: float = field(default_factory=time.time)
     #: Resiliency policies in force (replaced whole when resources are (re)loaded).

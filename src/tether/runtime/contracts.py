@@ -28,18 +28,59 @@ class ComponentHost(Protocol):
         pub/sub subscriptions); the list changes when resources are reloaded."""
 
 
+#: What daprd calls data that is a packed protobuf message (it has a type URL) over HTTP.
+PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
+
+
 @dataclass(slots=True)
 class AppResponse:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
+    #: The type URL of the `Any` a gRPC app answered with ("" for raw bytes and HTTP apps).
+    type_url: str = ""
+
+    @property
+    def http_content_type(self) -> str:
+        """The content type an HTTP caller sees: daprd reports a packed protobuf message as
+        `application/x-protobuf`, whatever content type the app gave with it."""
+        return PROTOBUF_CONTENT_TYPE if self.type_url else self.content_type
+
+
+@dataclass(frozen=True, slots=True)
+class BulkEntry:
+    """One event of a bulk delivery."""
+
+    entry_id: str
+    #: The CloudEvent as a one-by-one delivery would carry it.
+    event: Mapping[str, Any]
+    #: The headers a one-by-one delivery of this event would send.
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkBatch:
+    """Events of one bulk subscription for one route, delivered in one call."""
+
+    id: str
+    #: The CloudEvent type of the batch (`com.dapr.event.sent.bulk`).
+    type: str
+    pubsub: str
+    topic: str
+    path: str
+    entries: tuple[BulkEntry, ...]
+    #: The subscription takes raw payloads: entries carry the bytes, not the CloudEvent.
+    raw: bool = False
 
 
 class AppChannel(Protocol):
     """Calls from the runtime into one app (HTTP or gRPC, per the App ID's settings)."""
 
     app_id: str
+    #: Whether a programmatic subscription may name no route: gRPC events carry their topic,
+    #: so a gRPC app dispatches on it (the SDK's `@app.subscribe` sends no route at all).
+    routes_optional: bool
 
     @property
     def healthy(self) -> bool:
@@ -53,8 +94,10 @@ class AppChannel(Protocol):
         headers: Mapping[str, str],
         query: str = "",
         timeout: float | None = None,
+        type_url: str = "",
     ) -> AppResponse:
-        """Service invocation and any other request into the app's own routes."""
+        """Service invocation and any other request into the app's own routes. `type_url` is
+        that of a caller's packed protobuf body (gRPC callers), kept for gRPC apps."""
 
     async def subscriptions(self) -> list[dict[str, Any]]:
         """The app's programmatic subscriptions (`GET /dapr/subscribe`, or gRPC
@@ -64,6 +107,10 @@ class AppChannel(Protocol):
         self, route: str, envelope: Mapping[str, Any], raw: bytes, headers: Mapping[str, str]
     ) -> str:
         """Deliver one pub/sub message; returns SUCCESS, RETRY or DROP."""
+
+    async def deliver_bulk(self, batch: BulkBatch, headers: Mapping[str, str]) -> dict[str, str]:
+        """Deliver a bulk batch; returns SUCCESS, RETRY or DROP per entry id (an entry the app
+        did not answer for is RETRY). Raises a `TetherError` when the app cannot be reached."""
 
     async def deliver_binding(self, name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
         """Deliver an input binding event; True when the app accepted it."""

@@ -1,6 +1,6 @@
 """`bindings.cron`: an input binding that emits an event on a schedule.
 
-Metadata: `schedule` (required; see `tether.components.bindings._cron` for the syntax, e.g.
+Metadata: `schedule` (required; see `tether.resources.cron` for the syntax, e.g.
 `@every 15s` or `*/10 * * * * *`), `direction` (ignored; Dapr uses it to skip the output side).
 
 Each firing emits one event with empty data and metadata `timeZone: UTC` and `readTimeUTC`
@@ -18,7 +18,6 @@ import logging
 from collections.abc import Mapping
 
 from tether.components._options import Options
-from tether.components.bindings import _cron
 from tether.components.bindings.base import (
     BindingEvent,
     BindingResponse,
@@ -28,6 +27,7 @@ from tether.components.bindings.base import (
     unsupported,
 )
 from tether.resources.component import ComponentSpec
+from tether.resources.cron import ScheduleError, parse_schedule
 
 log = logging.getLogger("tether.bindings.cron")
 _OPERATIONS = frozenset({"delete"})
@@ -38,9 +38,9 @@ class CronBinding(InputBinding, OutputBinding):
         opts = Options(spec)
         raw = opts.required("schedule", "a cron expression or @every <duration>")
         try:
-            self.schedule = _cron.parse(raw)
-        except ValueError as exc:
-            raise opts.invalid("schedule", raw, f"a schedule ({exc})") from None
+            self.schedule = parse_schedule(raw)
+        except ScheduleError as exc:
+            raise opts.invalid("schedule", raw, f"a schedule ({exc.reason})") from None
         self._name = spec.name
         self._task: asyncio.Task[None] | None = None
 
@@ -69,8 +69,9 @@ class CronBinding(InputBinding, OutputBinding):
     async def _run(self, handler: InputHandler) -> None:
         moment = dt.datetime.now(dt.UTC)
         while True:
-            due = self.schedule.next_after(moment)
-            if due is None:
+            try:
+                due = self.schedule.next_after(moment)
+            except ScheduleError:
                 log.warning("cron binding '%s': the schedule never fires again", self._name)
                 return
             await asyncio.sleep(max(0.0, (due - dt.datetime.now(dt.UTC)).total_seconds()))

@@ -3,7 +3,8 @@
 As daprd: the callee receives the caller's headers plus `dapr-caller-app-id`,
 `dapr-callee-app-id` and a `traceparent` (a child of the caller's, or a new trace), and the app
 token as `dapr-api-token` when its App ID has one (never the caller's token). The app's status,
-headers and body come back unchanged. Under a resiliency policy an answer outside 200-399 counts
+headers and body come back unchanged, and so does the type URL of a packed protobuf message
+between gRPC callers and gRPC apps. Under a resiliency policy an answer outside 200-399 counts
 as a failure: it is retried, counted by the circuit breaker and, when the retries run out,
 returned to the caller as the app gave it.
 """
@@ -44,6 +45,8 @@ class Invocation:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     query: str = ""
+    #: The type URL of a gRPC caller's packed protobuf data.
+    type_url: str = ""
 
 
 class _FailedAnswer(Exception):
@@ -85,10 +88,12 @@ class InvokeApi:
         method = call.method.lstrip("/")
         policy = self._resiliency.policy_for_app(target, f"{target}:{method}")
         if policy.empty:
-            return await channel.invoke(method, call.verb, call.body, headers, call.query)
+            return await channel.invoke(method, call.verb, call.body, headers, call.query,
+                                        type_url=call.type_url)  # fmt: skip
 
         async def attempt() -> AppResponse:
-            response = await channel.invoke(method, call.verb, call.body, headers, call.query)
+            response = await channel.invoke(method, call.verb, call.body, headers, call.query,
+                                            type_url=call.type_url)  # fmt: skip
             if not 200 <= response.status <= 399:
                 raise _FailedAnswer(response)
             return response

@@ -2,7 +2,8 @@
 
 daprd's answer when the callee is an HTTP app: a 2xx body becomes the response data; any other
 status fails the call with the gRPC code daprd maps it to, the body as the message, and the
-status in the `dapr-http-status` header. A gRPC app's own status passes through.
+status in the `dapr-http-status` header. A gRPC app's own status passes through, and so do the
+type URL and content type of its answer's data.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class InvokeRpcs:
                 body=bytes(message.data.value),
                 headers=headers,
                 query=message.http_extension.querystring,
+                type_url=message.data.type_url,
             ),
         )
         cfg = self.rt.apps.get(request.id)
@@ -82,7 +84,8 @@ class InvokeRpcs:
         if 200 <= answer.status <= 299:
             await context.send_initial_metadata(metadata)
             return common_pb2.InvokeResponse(
-                data=any_pb2.Any(value=answer.body), content_type=answer.content_type
+                data=any_pb2.Any(type_url=answer.type_url, value=answer.body),
+                content_type=answer.content_type,
             )
         code, text = _C.UNKNOWN, answer.body.decode(errors="replace")
         if cfg is not None and cfg.protocol == "grpc":

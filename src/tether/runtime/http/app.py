@@ -10,12 +10,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tether import __version__, errors
 from tether.runtime.context import Runtime
+from tether.runtime.http.admin import AdminGate
+from tether.runtime.http.router import IndexedRouter
 
 
 def error_response(exc: errors.TetherError) -> JSONResponse:
@@ -68,6 +71,11 @@ def build_app(rt: Runtime, extra: list[BaseRoute] | None = None) -> Starlette:
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         errors.TetherError: _tether_error
     }
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    app = Starlette(
+        routes=routes,
+        exception_handlers=handlers,
+        middleware=[Middleware(AdminGate, access=rt.admin)],
+    )
+    app.router = IndexedRouter(routes)
     app.state.version = __version__
     return app

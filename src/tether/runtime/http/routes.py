@@ -8,7 +8,7 @@ from tether.runtime.context import Runtime
 from tether.runtime.http.apps import app_routes
 from tether.runtime.http.bindings import binding_routes
 from tether.runtime.http.configuration import configuration_routes
-from tether.runtime.http.invoke import invoke_routes
+from tether.runtime.http.invoke import AppIdHeaderRoute, invoke_routes
 from tether.runtime.http.jobs import job_routes
 from tether.runtime.http.lock import lock_routes
 from tether.runtime.http.manage import manage_routes
@@ -31,4 +31,6 @@ def all_routes(rt: Runtime) -> list[BaseRoute]:
         *lock_routes(rt),
         *binding_routes(rt),
         *pubsub_routes(rt),
+        # Last: invocation by `dapr-app-id` header takes only what no route above matches.
+        AppIdHeaderRoute(rt),
     ]

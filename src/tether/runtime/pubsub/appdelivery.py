@@ -1,14 +1,10 @@
 """Deliveries into an app through its app channel: one event per call, or bulk batches.
 
 Bulk subscriptions (`bulkSubscribe.enabled`) collect the events the broker hands over
-concurrently into one `POST` of Dapr's bulk shape
-
-    {"id", "type": "com.dapr.event.sent.bulk", "topic", "pubsubname", "metadata",
-     "entries": [{"entryId", "event", "contentType", "metadata"}]}
-
-and read the app's `{"statuses": [{"entryId", "status"}]}` back, one verdict per event. A batch
-is sent when it holds `maxMessagesCount` events or its first event waited
-`maxAwaitDurationMs`, whichever comes first.
+concurrently into one batch per route path, sent when it holds `maxMessagesCount` events or its
+first event waited `maxAwaitDurationMs`, whichever comes first. The app channel puts the batch
+on its wire (HTTP apps: one `POST` of Dapr's bulk JSON; gRPC apps: `OnBulkTopicEvent`) and
+returns one verdict per event, which settles that event's broker message.
 """
 
 from __future__ import annotations
@@ -23,8 +19,7 @@ from typing import Any
 
 from tether.components.pubsub.base import Outcome
 from tether.resources.subscription import BulkSubscribe
-from tether.runtime.appchannel import HttpAppChannel
-from tether.runtime.contracts import AppChannel, AppRegistry
+from tether.runtime.contracts import AppChannel, AppRegistry, BulkBatch, BulkEntry
 from tether.runtime.pubsub import envelope as ce
 from tether.runtime.pubsub.delivery import SubscriberGone, wait_healthy
 
@@ -126,36 +121,23 @@ class BulkDelivery:
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
-    def _item(self, entry: _Entry) -> dict[str, Any]:
-        if self.raw:
-            event: Any = entry.event.get("data_base64", "")
-            content_type = ce.OCTET_STREAM
-        else:
-            event, content_type = dict(entry.event), ce.CLOUDEVENT_CONTENT_TYPE
-        return {"entryId": entry.entry_id, "event": event, "contentType": content_type,
-                "metadata": {}}  # fmt: skip
-
     async def _send(self, path: str, entries: list[_Entry]) -> None:
-        body = {
-            "id": str(uuid.uuid4()),
-            "type": ce.BULK_EVENT_TYPE,
-            "topic": self.topic,
-            "pubsubname": self.target.pubsub,
-            "metadata": {},
-            "entries": [self._item(e) for e in entries],
-        }
+        target = self.target
+        batch = BulkBatch(
+            id=str(uuid.uuid4()),
+            type=ce.BULK_EVENT_TYPE,
+            pubsub=target.pubsub,
+            topic=self.topic,
+            path=path,
+            entries=tuple(
+                BulkEntry(e.entry_id, e.event, target.headers(e.event, ce.CLOUDEVENT_CONTENT_TYPE))
+                for e in entries
+            ),
+            raw=self.raw,
+        )
         try:
-            channel = self.target.channel()
-            if not isinstance(channel, HttpAppChannel):
-                # The bulk shape is HTTP's; other app channels get the events one by one.
-                outcomes = await asyncio.gather(
-                    *(self.target.deliver(path, e.event) for e in entries)
-                )
-                verdicts = {e.entry_id: o for e, o in zip(entries, outcomes, strict=True)}
-            else:
-                headers = self.target.headers(entries[0].event, ce.JSON_CONTENT_TYPE)
-                response = await channel.invoke(path, "POST", json.dumps(body).encode(), headers)
-                verdicts = _verdicts(response.status, response.body, [e.entry_id for e in entries])
+            headers = target.headers(entries[0].event, ce.JSON_CONTENT_TYPE)
+            statuses = await target.channel().deliver_bulk(batch, headers)
         except Exception as exc:  # the app could not be reached: every entry failed
             for entry in entries:
                 if not entry.done.done():
@@ -163,24 +145,4 @@ class BulkDelivery:
             return
         for entry in entries:
             if not entry.done.done():
-                entry.done.set_result(verdicts[entry.entry_id])
-
-
-def _verdicts(status: int, body: bytes, ids: list[str]) -> dict[str, Outcome]:
-    """Per-entry outcomes of a bulk delivery, as daprd reads the app's answer."""
-    if status == 404:
-        return dict.fromkeys(ids, Outcome.DROP)
-    if not 200 <= status < 300:
-        return dict.fromkeys(ids, Outcome.RETRY)
-    try:
-        parsed = json.loads(body) if body.strip() else None
-    except ValueError:
-        parsed = None
-    statuses = parsed.get("statuses") if isinstance(parsed, dict) else None
-    if not isinstance(statuses, list):
-        # An answer without statuses acknowledges the whole batch, like an empty 2xx does for
-        # a single event.
-        return dict.fromkeys(ids, Outcome.SUCCESS)
-    found = {s.get("entryId"): _outcome(s.get("status")) for s in statuses if isinstance(s, dict)}
-    # An entry the app did not mention was not processed: it is retried.
-    return {i: found.get(i, Outcome.RETRY) for i in ids}
+                entry.done.set_result(_outcome(statuses.get(entry.entry_id, Outcome.RETRY)))

@@ -184,7 +184,7 @@ class PubSubManager:
         if self.apps.channel(app_id) is not channel:
             return  # re-registered meanwhile: the next pass reads the new endpoint
         self.problems.pop((app_id, "", "/dapr/subscribe"), None)
-        self._programmatic[app_id] = from_programmatic(items, app_id)
+        self._programmatic[app_id] = from_programmatic(items, app_id, channel.routes_optional)
         self._read_from[app_id] = channel
         self._stale.discard(app_id)
         self.poke()

@@ -83,9 +83,12 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def from_programmatic(items: Any, app_id: str) -> list[TopicSubscription]:
+def from_programmatic(
+    items: Any, app_id: str, routes_optional: bool = False
+) -> list[TopicSubscription]:
     """Parse the app's `/dapr/subscribe` answer; entries that make no sense are logged and
-    skipped (daprd skips entries without routes the same way)."""
+    skipped (daprd skips entries without routes the same way). With `routes_optional` (gRPC
+    apps), an entry without routes gets the empty path, as daprd gives it."""
     if not isinstance(items, list):
         if items is not None:
             log.warning("app %s: /dapr/subscribe did not return a list; ignored", app_id)
@@ -104,7 +107,9 @@ def from_programmatic(items: Any, app_id: str) -> list[TopicSubscription]:
             if isinstance(r, dict) and _text(r.get("path"))
         )
         default = _text(routes.get("default")) or _text(item.get("route")) or None
-        if not pubsub or not topic or (not rules and not default):
+        if default is None and not rules and routes_optional:
+            default = ""
+        if not pubsub or not topic or (not rules and default is None):
             log.warning("%s needs pubsubname, topic and a route; skipped", where)
             continue
         bulk = _obj(item.get("bulkSubscribe"))

@@ -60,7 +60,7 @@ class Router:
                     f"expression: {_short(exc)}"
                 ) from exc
             compiled.append(_Compiled(rule.match, rule.path, program))
-        if default:
+        if default is not None:  # "" too: a gRPC app's topic-only subscription
             compiled.append(_Compiled("", default, None))
         self._rules = tuple(compiled)
 
