@@ -1,13 +1,13 @@
 """The Dapr gRPC service: one mixin per building block, composed here.
 
 Each mixin implements its block's RPCs over the transport-neutral services in `runtime.api`;
-RPCs no mixin implements answer UNIMPLEMENTED (the generated servicer's default).
+RPCs no mixin implements answer UNIMPLEMENTED (see `registry`).
 """
 
 from __future__ import annotations
 
 import grpc
-from dapr.proto.runtime.v1 import dapr_pb2_grpc
+from dapr.proto.runtime.v1 import dapr_pb2, dapr_pb2_grpc
 
 from tether.runtime.context import Runtime
 from tether.runtime.grpc.bindings import BindingRpcs
@@ -17,6 +17,7 @@ from tether.runtime.grpc.jobs import JobRpcs
 from tether.runtime.grpc.lock import LockRpcs
 from tether.runtime.grpc.metadata import MetadataRpcs
 from tether.runtime.grpc.pubsub import PubSubRpcs
+from tether.runtime.grpc.registry import serve_service
 from tether.runtime.grpc.secrets import SecretRpcs
 from tether.runtime.grpc.state import StateRpcs
 from tether.runtime.grpc.workflows import WorkflowRpcs
@@ -40,4 +41,5 @@ class DaprService(
 
 
 def add_dapr_service(server: grpc.aio.Server, rt: Runtime) -> None:
-    dapr_pb2_grpc.add_DaprServicer_to_server(DaprService(rt), server)  # type: ignore[no-untyped-call]
+    service = dapr_pb2.DESCRIPTOR.services_by_name["Dapr"]
+    serve_service(server, service, DaprService(rt), dapr_pb2_grpc.DaprServicer)
