@@ -365,6 +365,20 @@ class CircuitOpen(DirectInvokeFailed):
     grpc_code = grpc.StatusCode.UNAVAILABLE
 
 
+class ProxyAppNotFound(DirectInvokeFailed):
+    """gRPC proxying to an App ID this runtime does not serve (daprd hands back its name
+    resolver's error, which gRPC reports as UNKNOWN)."""
+
+    grpc_code = grpc.StatusCode.UNKNOWN
+
+
+class ProxyAppNotGrpc(DirectInvokeFailed):
+    """gRPC proxying to an App ID without a gRPC app (no app port, or `appProtocol` http);
+    daprd's call to such an app fails as UNAVAILABLE."""
+
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+
+
 # --- apps ------------------------------------------------------------------------------------
 
 

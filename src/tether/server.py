@@ -17,6 +17,8 @@ from tether.runtime.apps import Apps
 from tether.runtime.callers import Callers
 from tether.runtime.components import ComponentHost
 from tether.runtime.context import Runtime
+from tether.runtime.grpc.proxy import add_proxy
+from tether.runtime.grpc.registry import serve_service
 from tether.runtime.grpc.service import add_dapr_service
 from tether.runtime.http.app import build_app
 from tether.runtime.http.routes import all_routes
@@ -24,7 +26,7 @@ from tether.runtime.inputbindings import InputBindings
 from tether.runtime.jobs import Scheduler, open_job_store
 from tether.runtime.pubsub.manager import PubSubManager
 from tether.workflow.engine import Engine
-from tether.workflow.protos import pb_grpc
+from tether.workflow.protos import pb, pb_grpc
 from tether.workflow.service import WorkflowService
 from tether.workflow.sidecar import Sidecar
 from tether.workflow.store import open_store
@@ -80,10 +82,13 @@ class Server:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        pb_grpc.add_TaskHubSidecarServiceServicer_to_server(
-            Sidecar(self.runtime.workflows, self.runtime.callers.for_grpc), self._grpc
-        )
+        serve_service(
+            self._grpc, pb.DESCRIPTOR.services_by_name["TaskHubSidecarService"],
+            Sidecar(self.runtime.workflows, self.runtime.callers.for_grpc),
+            pb_grpc.TaskHubSidecarServiceServicer,
+        )  # fmt: skip
         add_dapr_service(self._grpc, self.runtime)
+        add_proxy(self._grpc, self.runtime)  # last: it takes the methods no service serves
         self._grpc.add_insecure_port(f"{cfg.host}:{cfg.grpc_port}")
         await self._grpc.start()
         app = build_app(self.runtime, all_routes(self.runtime))

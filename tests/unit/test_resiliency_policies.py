@@ -69,6 +69,14 @@ async def test_retries_then_succeeds_or_gives_up() -> None:
     assert await forever.call(flaky) == "ok" and flaky.calls == 51
 
 
+async def test_a_final_failure_is_not_retried() -> None:
+    policy = resiliency(a=TargetPolicies(retry="three")).policy_for_app("a")
+    flaky = Flaky(10)
+    with pytest.raises(RuntimeError, match="failure 2"):
+        await policy.call(flaky, final=lambda exc: str(exc) == "failure 2")
+    assert flaky.calls == 2
+
+
 async def test_timeout_bounds_each_attempt() -> None:
     policy = resiliency(a=TargetPolicies(timeout="short", retry="three")).policy_for_app("a")
     slow = Flaky(0, delay=1.0)

@@ -18,7 +18,7 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -166,6 +166,15 @@ class GrpcAppChannel(HealthChecked):
         if self.config.app_token:
             md.append((TOKEN_HEADER, self.config.app_token))
         return md
+
+    def raw_call(self, method: str, metadata: Sequence[tuple[str, str | bytes]],
+                 timeout: float | None) -> Any:  # fmt: skip
+        """A `grpc.aio.StreamStreamCall` of any `method` (`/pkg.Service/Method`) on the app,
+        messages as raw bytes, with `metadata` as given plus the app token: gRPC proxying."""
+        md = [*metadata]
+        if self.config.app_token:
+            md.append((TOKEN_HEADER, self.config.app_token))
+        return self._channel.stream_stream(method)(metadata=md, timeout=timeout)
 
     async def _probe(self, timeout: float) -> bool:
         await self._health.HealthCheck(empty_pb2.Empty(), metadata=self._md(), timeout=timeout)

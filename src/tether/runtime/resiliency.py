@@ -198,9 +198,14 @@ class Policy:
     def retries(self) -> bool:
         return self.retry is not None and self.retry.max_retries != 0
 
-    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+    async def call(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        final: Callable[[Exception], bool] | None = None,
+    ) -> T:
         """Run `fn` under the policy; raises its last exception, `BreakerOpen` or
-        `AttemptTimedOut` when it finally fails."""
+        `AttemptTimedOut` when it finally fails. A failed attempt for which `final(exc)` is
+        true still counts against the breaker but is not retried."""
         attempt = 0
         while True:
             try:
@@ -211,6 +216,8 @@ class Policy:
                 attempt += 1
                 spec = self.retry
                 if spec is None or (spec.max_retries >= 0 and attempt > spec.max_retries):
+                    raise
+                if final is not None and final(exc):
                     raise
                 delay = backoff(spec, attempt)
                 log.debug("%s: attempt %d failed (%s); retrying in %.3fs", self.name, attempt,
