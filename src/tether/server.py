@@ -39,7 +39,8 @@ class Server:
         self.config = config
         store = open_store(config.store_url, config.data_dir)
         self.engine = Engine(store)
-        callers = Callers(config.default_app_id, config.api_tokens)
+        # Beyond loopback, a caller without a token is nobody once App IDs have tokens.
+        callers = Callers(config.default_app_id, config.api_tokens, admin.is_loopback(config.host))
         apps = Apps(config, callers)
         job_store = open_job_store(config.store_url, config.data_dir)
         # Other replicas may schedule into a shared PostgreSQL store: look for their jobs often.

@@ -281,3 +281,30 @@ def test_the_cli_and_tether_run_read_the_generated_token(exposed: TetherProcess)
     assert result.returncode == 0, result.stderr
     seen = reported(result.stdout, "exposed-app")
     assert seen == {"admin": None, "id": "exposed-app", "manage": 401}
+
+
+def test_beyond_loopback_a_caller_without_a_token_is_refused_once_tokens_exist(
+    exposed: TetherProcess,
+) -> None:
+    token_file = exposed.data_dir / "admin-token"
+    admin_token = token_file.read_text().strip()
+    registered = call(exposed, "POST", APPS, {"appID": "needs-token"}, **bearer(admin_token))
+    assert registered.status_code == 201, registered.text
+    api_token = registered.json()["apiToken"]
+    anonymous = httpx.get(f"{exposed.http_url}/v1.0/metadata", timeout=10)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["errorCode"] == "ERR_UNAUTHORIZED"
+    assert "DAPR_API_TOKEN" in anonymous.json()["message"]
+    mine = httpx.get(
+        f"{exposed.http_url}/v1.0/metadata", headers={"dapr-api-token": api_token}, timeout=10
+    )
+    assert mine.status_code == 200 and mine.json()["id"] == "needs-token"
+
+
+def test_on_loopback_a_caller_without_a_token_acts_as_the_default_app(
+    tether_server: TetherProcess,
+) -> None:
+    registered = call(tether_server, "POST", APPS, {"appID": "has-token"})
+    assert registered.status_code == 201, registered.text
+    anonymous = httpx.get(f"{tether_server.http_url}/v1.0/metadata", timeout=10)
+    assert anonymous.status_code == 200 and anonymous.json()["id"] == "tether-dev"

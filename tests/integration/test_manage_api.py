@@ -382,3 +382,12 @@ def test_completed_failed_and_rerun_instances(
             "terminate it first",
         )
         api.post(f"/{pending}/terminate")
+
+
+def test_a_started_instance_belongs_to_the_app_named_else_the_default(api: httpx.Client) -> None:
+    named = start(api, unique("owned"), appID="billing")
+    assert api.get(f"/{named}").json()["appID"] == "billing"
+    default = start(api, unique("unowned"))
+    assert api.get(f"/{default}").json()["appID"] == "tether-dev"
+    bad = api.post("", json={"name": "x", "appID": 5})
+    assert_error(bad, 400, "ERR_MALFORMED_REQUEST", "appID")

@@ -42,7 +42,11 @@ def dev(
     store: str | None = typer.Option(
         None, help="Workflow store URL: postgresql://..., sqlite:///PATH or memory://."
     ),
-    app_id: str = typer.Option("tether-dev", help="App ID of callers that present no token."),
+    app_id: str = typer.Option(
+        "tether-dev",
+        help="App ID of callers that present no token (beyond loopback, only while no App ID "
+        "has a token).",
+    ),
     max_request_mb: int = typer.Option(16, help="Largest accepted request, in MiB."),
     json_logs: bool = typer.Option(False, "--json-logs", help="Log JSON lines."),
     log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR."),
