@@ -99,6 +99,9 @@ async def claimed(store: JobStore, name: str, owner: str, lease_until: int) -> D
 
 async def test_a_finished_delivery_is_gone(store: JobStore) -> None:
     delivery = await claimed(store, "j", "me", 100)
+    assert await store.deliveries(None) == [delivery]
+    assert await store.deliveries("app") == [delivery]
+    assert await store.deliveries("other") == []
     assert await store.expired(99, ["app"], 10) == []
     assert await store.expired(100, ["other"], 10) == []
     assert await store.expired(100, ["app"], 10) == [delivery]
@@ -153,6 +156,8 @@ async def test_list_and_delete_by_prefix(store: JobStore) -> None:
     assert await store.delete_prefix("app", "a%") == 1  # % is a character, not a pattern
     assert [j.name for j in await store.list_jobs("app")] == ["ab", "b-1"]
     assert [j.name for j in await store.list_jobs("other")] == ["a-9"]
+    everyone = [(j.app_id, j.name) for j in await store.list_jobs(None)]
+    assert everyone == [("app", "ab"), ("app", "b-1"), ("other", "a-9")]
     assert await store.delete_prefix("app", "") == 2
     assert await store.list_jobs("app") == []
 

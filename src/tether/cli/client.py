@@ -59,7 +59,7 @@ def iso_time(value: str) -> str:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _seg(value: str) -> str:
+def segment(value: str) -> str:
     """One path segment: event names may hold characters that mean something in a URL."""
     return quote(value, safe="")
 
@@ -71,8 +71,11 @@ class Client:
         token: str | None = None,
         timeout: float = 30.0,
         admin_token: str | None = None,
+        prefix: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        #: Which management API the requests go to (workflows unless told otherwise).
+        self.prefix = prefix or PREFIX
         headers = {TOKEN_HEADER: token} if token else {}
         headers.update(admin.headers(admin_token))
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
@@ -95,7 +98,7 @@ class Client:
         body: Any = None,
         content: bytes | None = None,
     ) -> Any:
-        url = PREFIX + path
+        url = self.prefix + path
         try:
             if content is not None:
                 resp = self._http.request(method, url, params=params, content=content)
@@ -181,11 +184,11 @@ class Client:
                 return
 
     def get(self, instance_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/{_seg(instance_id)}")
+        result: dict[str, Any] = self.request("GET", f"/{segment(instance_id)}")
         return result
 
     def history(self, instance_id: str) -> list[dict[str, Any]]:
-        data = self.request("GET", f"/{_seg(instance_id)}/history")
+        data = self.request("GET", f"/{segment(instance_id)}/history")
         events: list[dict[str, Any]] = data["events"]
         return events
 
@@ -213,17 +216,17 @@ class Client:
         # The data goes as the raw JSON text the user typed: no re-encoding surprises.
         content = data.encode() if data is not None else b""
         result: dict[str, Any] = self.request(
-            "POST", f"/{_seg(instance_id)}/events/{_seg(event)}", content=content
+            "POST", f"/{segment(instance_id)}/events/{segment(event)}", content=content
         )
         return result
 
     def lifecycle(self, instance_id: str, op: str, body: Any = None) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/{_seg(instance_id)}/{op}", body=body)
+        result: dict[str, Any] = self.request("POST", f"/{segment(instance_id)}/{op}", body=body)
         return result
 
     def purge(self, instance_id: str, *, recursive: bool = True, force: bool = False) -> int:
         params = {"recursive": str(recursive).lower(), "force": str(force).lower()}
-        return int(self.request("DELETE", f"/{_seg(instance_id)}", params=params)["deleted"])
+        return int(self.request("DELETE", f"/{segment(instance_id)}", params=params)["deleted"])
 
     def rerun(
         self,
@@ -239,4 +242,4 @@ class Client:
             body["newInstanceID"] = new_id
         if has_input:
             body["input"] = input
-        return str(self.request("POST", f"/{_seg(instance_id)}/rerun", body=body)["instanceID"])
+        return str(self.request("POST", f"/{segment(instance_id)}/rerun", body=body)["instanceID"])

@@ -141,9 +141,10 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _register_subcommands() -> None:
-    from tether.cli import run, workflow
+    from tether.cli import jobs, run, workflow
 
     app.add_typer(workflow.app, name="workflow")
+    app.add_typer(jobs.app, name="jobs")
     app.command(name="run", context_settings=run.CONTEXT)(run.run)
 
 

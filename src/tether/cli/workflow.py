@@ -9,57 +9,34 @@ stderr so they never mix with output a script reads.
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from tether import admin
 from tether.cli.client import DEFAULT_URL, FINISHED, ApiError, Client, iso_time
+from tether.cli.common import (
+    USAGE,
+    AdminToken,
+    AsJson,
+    DataDir,
+    Server,
+    Token,
+    connect,
+    err,
+    fail,
+    out,
+    print_json,
+    when,
+)
 
 app = typer.Typer(
     help="Inspect and operate workflow instances on a running Tether server.",
     no_args_is_help=True,
 )
-# Piped output (scripts, less, CI logs) gets room for whole instance ids instead of rich's 80.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False)
-
-Server = Annotated[
-    str,
-    typer.Option(
-        "--server", envvar="TETHER_URL", help="HTTP address of the Tether server.", metavar="URL"
-    ),
-]
-Token = Annotated[
-    str | None, typer.Option("--token", envvar="DAPR_API_TOKEN", help="API token of the App ID.")
-]
-AdminToken = Annotated[
-    str | None,
-    typer.Option(
-        "--admin-token",
-        envvar=admin.ENV,
-        help="The server's admin token, if it requires one.",
-        show_default=False,
-    ),
-]
-DataDir = Annotated[
-    Path,
-    typer.Option(
-        "--data-dir",
-        help="Data directory of a server on this machine: without --admin-token, the token it "
-        "generated there is sent.",
-    ),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the server's JSON instead of tables.")]
 Statuses = Annotated[
     list[str] | None,
     typer.Option("--status", "-s", help="Only instances in this status; repeatable."),
@@ -72,7 +49,6 @@ Recursive = Annotated[
 ]
 InstanceId = Annotated[str, typer.Argument(help="The workflow instance ID.", show_default=False)]
 
-USAGE = 2  # bad arguments, like click's own usage errors
 # Green/red for how it ended, magenta when someone ended it, yellow while waiting.
 STATUS_STYLE = {"COMPLETED": "green", "FAILED": "bold red", "STALLED": "bold red"}
 STATUS_STYLE.update({"TERMINATED": "magenta", "CANCELED": "magenta"})
@@ -82,25 +58,6 @@ _RERUNNABLE = frozenset({"taskScheduled", "timerCreated", "childWorkflowInstance
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def fail(message: str, hint: str | None = None, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] [red]{escape(message)}[/]")
-    if hint:
-        err.print(f"[dim]hint:[/] {escape(hint)}")
-    raise typer.Exit(code)
-
-
-@contextmanager
-def connect(
-    server: str, token: str | None, admin_token: str | None, data_dir: Path
-) -> Iterator[Client]:
-    admin_token = admin.for_client(admin_token, server, data_dir)
-    try:
-        with Client(server, token, admin_token=admin_token) as client:
-            yield client
-    except ApiError as exc:
-        fail(exc.message, exc.hint)
 
 
 def parse_json(value: str | None, flag: str) -> tuple[bool, Any]:
@@ -129,22 +86,8 @@ def parse_when(value: str | None, flag: str) -> str | None:
         )
 
 
-def print_json(data: Any) -> None:
-    # Plain print, not rich: a script reading stdout must get exactly the JSON.
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
 def styled(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'cyan')}]{escape(status)}[/]"
-
-
-def when(iso: str | None) -> str:
-    if not iso:
-        return "-"
-    try:
-        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return iso
 
 
 def compact(value: Any, width: int = 60) -> str:

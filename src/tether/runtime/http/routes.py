@@ -12,6 +12,7 @@ from tether.runtime.http.invoke import AppIdHeaderRoute, invoke_routes
 from tether.runtime.http.jobs import job_routes
 from tether.runtime.http.lock import lock_routes
 from tether.runtime.http.manage import manage_routes
+from tether.runtime.http.manage_jobs import manage_job_routes
 from tether.runtime.http.pubsub import pubsub_routes
 from tether.runtime.http.secrets import secret_routes
 from tether.runtime.http.state import state_routes
@@ -22,6 +23,7 @@ def all_routes(rt: Runtime) -> list[BaseRoute]:
     return [
         *workflow_routes(rt),
         *manage_routes(rt),
+        *manage_job_routes(rt),
         *invoke_routes(rt),
         *job_routes(rt),
         *app_routes(rt),

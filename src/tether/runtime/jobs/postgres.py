@@ -115,10 +115,21 @@ class PostgresJobStore(JobStore):
         row = await self._call("fetchrow", sql, app_id, name)
         return row_to_job(tuple(row)) if row is not None else None
 
-    async def list_jobs(self, app_id: str) -> list[Job]:
-        sql = f"SELECT {COLUMNS} FROM {_TABLE} WHERE app_id = $1 ORDER BY name"
+    async def list_jobs(self, app_id: str | None) -> list[Job]:
+        sql = (
+            f"SELECT {COLUMNS} FROM {_TABLE} WHERE $1::text IS NULL OR app_id = $1 "
+            "ORDER BY app_id, name"
+        )
         rows = await self._call("fetch", sql, app_id)
         return [row_to_job(tuple(r)) for r in rows]
+
+    async def deliveries(self, app_id: str | None) -> list[Delivery]:
+        sql = (
+            f"SELECT {DELIVERY_COLUMNS} FROM {_DELIVERIES} WHERE $1::text IS NULL OR app_id = $1 "
+            "ORDER BY fire_at"
+        )
+        rows = await self._call("fetch", sql, app_id)
+        return [row_to_delivery(tuple(r)) for r in rows]
 
     async def _delete_where(self, app_id: str, match: str, arg: str) -> int:
         # One statement: the deliveries go with their jobs or not at all.

@@ -140,10 +140,18 @@ class SqliteJobStore(JobStore):
         row = await self._run(lambda c: c.execute(sql, (app_id, name)).fetchone())
         return row_to_job(row) if row is not None else None
 
-    async def list_jobs(self, app_id: str) -> list[Job]:
-        sql = f"SELECT {COLUMNS} FROM jobs WHERE app_id = ? ORDER BY name"
-        rows = await self._run(lambda c: c.execute(sql, (app_id,)).fetchall())
+    async def list_jobs(self, app_id: str | None) -> list[Job]:
+        sql = f"SELECT {COLUMNS} FROM jobs WHERE ? IS NULL OR app_id = ? ORDER BY app_id, name"
+        rows = await self._run(lambda c: c.execute(sql, (app_id, app_id)).fetchall())
         return [row_to_job(r) for r in rows]
+
+    async def deliveries(self, app_id: str | None) -> list[Delivery]:
+        sql = (
+            f"SELECT {DELIVERY_COLUMNS} FROM job_deliveries WHERE ? IS NULL OR app_id = ? "
+            "ORDER BY fire_at"
+        )
+        rows = await self._run(lambda c: c.execute(sql, (app_id, app_id)).fetchall())
+        return [row_to_delivery(r) for r in rows]
 
     async def _delete_where(self, app_id: str, match: str, args: tuple[Any, ...]) -> int:
         def delete(conn: sqlite3.Connection) -> int:

@@ -122,8 +122,12 @@ class JobStore(abc.ABC):
     async def get(self, app_id: str, name: str) -> Job | None: ...
 
     @abc.abstractmethod
-    async def list_jobs(self, app_id: str) -> list[Job]:
-        """The jobs of `app_id`, by name."""
+    async def list_jobs(self, app_id: str | None) -> list[Job]:
+        """The jobs of `app_id` (of every App ID for None), by App ID and name."""
+
+    @abc.abstractmethod
+    async def deliveries(self, app_id: str | None) -> list[Delivery]:
+        """Occurrences being delivered (of every App ID for None), oldest first."""
 
     @abc.abstractmethod
     async def delete(self, app_id: str, name: str) -> bool:
