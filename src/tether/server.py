@@ -24,7 +24,9 @@ from tether.runtime.http.app import build_app
 from tether.runtime.http.routes import all_routes
 from tether.runtime.inputbindings import InputBindings
 from tether.runtime.jobs import Scheduler, open_job_store
+from tether.runtime.metrics import Metrics
 from tether.runtime.pubsub.manager import PubSubManager
+from tether.runtime.resiliency import Resiliencies
 from tether.workflow.engine import Engine
 from tether.workflow.protos import pb, pb_grpc
 from tether.workflow.service import WorkflowService
@@ -38,7 +40,8 @@ class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         store = open_store(config.store_url, config.data_dir)
-        self.engine = Engine(store)
+        metrics = Metrics()
+        self.engine = Engine(store, metrics.registry)
         # Beyond loopback, a caller without a token is nobody once App IDs have tokens.
         callers = Callers(config.default_app_id, config.api_tokens, admin.is_loopback(config.host))
         apps = Apps(config, callers)
@@ -47,9 +50,13 @@ class Server:
         poll = 5.0 if job_store.kind == "postgresql" else 60.0
         self.runtime = Runtime(
             config, callers, WorkflowService(self.engine), apps=apps,
-            jobs=Scheduler(job_store, apps, poll), admin=_admin_access(config),
+            jobs=Scheduler(job_store, apps, poll, metrics=metrics.jobs),
+            admin=_admin_access(config), resiliency=Resiliencies(metrics=metrics.resiliency),
+            metrics=metrics,
         )  # fmt: skip
-        self.components = ComponentHost(config.data_dir, list(config.resources_paths) or None)
+        self.components = ComponentHost(
+            config.data_dir, list(config.resources_paths) or None, metrics=metrics.components
+        )
         self.runtime.components = self.components
         # Attached before the host starts, so that the first load's input bindings start too.
         InputBindings(apps, self.runtime.resiliency).attach(self.components)
@@ -70,8 +77,9 @@ class Server:
         # Subscriptions need the components and the apps; resource reloads and app changes
         # re-reconcile them (before replaced brokers are closed).
         pubsub = self.runtime.pubsub = PubSubManager(
-            self.components, self.runtime.apps, self.runtime.resiliency
-        )
+            self.components, self.runtime.apps, self.runtime.resiliency,
+            metrics=self.runtime.metrics.pubsub,
+        )  # fmt: skip
         self.runtime.apps.on_change(pubsub.app_changed)
         self.components.on_change(lambda _change: pubsub.reconcile())
         await pubsub.start()
@@ -86,7 +94,7 @@ class Server:
         serve_service(
             self._grpc, pb.DESCRIPTOR.services_by_name["TaskHubSidecarService"],
             Sidecar(self.runtime.workflows, self.runtime.callers.for_grpc),
-            pb_grpc.TaskHubSidecarServiceServicer,
+            pb_grpc.TaskHubSidecarServiceServicer, self.runtime.metrics.api, "workflows",
         )  # fmt: skip
         add_dapr_service(self._grpc, self.runtime)
         add_proxy(self._grpc, self.runtime)  # last: it takes the methods no service serves

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from dapr.proto.runtime.v1 import dapr_pb2_grpc, metadata_pb2
 from google.protobuf.wrappers_pb2 import StringValue
@@ -19,6 +20,7 @@ from grpc_status import rpc_status
 
 from tests.compat.proxy_grpc_app import SERVICE
 from tests.fixtures.apps import AppProcess, register, sdk
+from tests.fixtures.prometheus import Exposition, parse
 from tests.fixtures.tether import TetherProcess, free_port, wait_until
 from tether.workflow.protos import pb, pb_grpc
 
@@ -352,3 +354,36 @@ def test_dapr_api_and_workflow_rpcs_are_not_proxied(
     assert started.instanceId == "proxy-wf"
     got = sidecar.GetInstance(pb.GetInstanceRequest(instanceId="proxy-wf"), metadata=md)
     assert got.exists
+
+
+def test_proxied_calls_are_counted_by_target_and_status_never_by_method(
+    server: TetherProcess, channel: grpc.Channel
+) -> None:
+    def scrape() -> Exposition:
+        return parse(httpx.get(f"{server.http_url}/metrics", timeout=10).text)
+
+    before = scrape()
+    for _ in range(2):
+        unary(channel, "Unary")(value("x"), metadata=_md("echo"), timeout=10)
+    fails(unary(channel, "Fail"), value("widget"), metadata=_md("echo"), timeout=10)
+    fails(unary(channel, "Unary"), value("x"), metadata=_md("no-such-app"), timeout=10)
+    sidecar = pb_grpc.TaskHubSidecarServiceStub(channel)
+    sidecar.StartInstance(pb.CreateInstanceRequest(instanceId="metrics-wf", name="never-runs"))
+    after = scrape()
+
+    def moved(name: str, **labels: str) -> float:
+        return after.get(name, **labels) - before.get(name, **labels)
+
+    calls = "tether_invocations_total"
+    assert moved(calls, app_id="echo", kind="proxy", outcome="success") == 2
+    assert moved(calls, app_id="echo", kind="proxy", outcome="app_error") == 1
+    assert moved(calls, app_id="_unknown", kind="proxy", outcome="unavailable") == 1
+    requests = "tether_api_requests_total"
+    proxied = {"transport": "grpc", "api": "invoke", "route": "(proxied)"}
+    assert moved(requests, **proxied, status="OK") == 2
+    assert moved(requests, **proxied, status="NOT_FOUND") == 1
+    assert moved(requests, **proxied, status="UNKNOWN") == 1
+    service = pb.DESCRIPTOR.services_by_name["TaskHubSidecarService"].full_name
+    workflow = {"transport": "grpc", "api": "workflows", "route": f"/{service}/StartInstance"}
+    assert moved(requests, **workflow, status="OK") == 1
+    assert not [s for s in after.series(requests) if SERVICE in s["route"]]

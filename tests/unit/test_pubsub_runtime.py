@@ -10,10 +10,13 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.prometheus import parse
 from tether.components.pubsub.base import Message, Outcome
+from tether.metrics import Registry
 from tether.resources.subscription import RouteRule
 from tether.runtime.api.pubsub import event_bytes
 from tether.runtime.appchannel import bulk_statuses
+from tether.runtime.metrics import PubSubMetrics
 from tether.runtime.pubsub import envelope as ce
 from tether.runtime.pubsub import scopes
 from tether.runtime.pubsub.delivery import Pipeline, SubscriberGone
@@ -254,3 +257,49 @@ async def test_gone_subscriber_is_not_dead_lettered() -> None:
     pipeline, broker, _ = _pipeline([SubscriberGone("closed")], "dead")
     assert await pipeline.handle(_message()) is Outcome.RETRY
     assert broker.published == []
+
+
+@pytest.mark.parametrize(
+    ("answers", "dead_letter", "outcome", "fate"),
+    [
+        (["SUCCESS"], None, Outcome.SUCCESS, "success"),
+        (["DROP"], None, Outcome.DROP, "drop"),
+        (["DROP"], "dead", Outcome.DROP, "dead_letter"),
+        (["RETRY"], None, Outcome.RETRY, "retry"),
+        (["RETRY"], "dead", Outcome.SUCCESS, "dead_letter"),
+        ([SubscriberGone("closed")], "dead", Outcome.RETRY, "retry"),
+    ],
+)
+async def test_each_message_is_counted_by_its_fate(
+    answers: list[Any], dead_letter: str | None, outcome: Outcome, fate: str
+) -> None:
+    registry = Registry()
+    pipeline, _, _ = _pipeline(answers, dead_letter)
+    pipeline.meter = PubSubMetrics(registry).delivery("app", "ps", "t")
+    assert await pipeline.handle(_message()) is outcome
+    got = parse(registry.render())
+    assert got.series("tether_pubsub_deliveries_total") == [
+        {"app_id": "app", "pubsub": "ps", "topic": "t", "outcome": fate}
+    ]
+    assert got.total("tether_pubsub_deliveries_total") == 1
+    assert got.total("tether_pubsub_delivery_duration_seconds_count") == 1
+
+
+async def test_unrouted_and_expired_messages_are_counted_as_such() -> None:
+    metrics = PubSubMetrics()
+    sub = TopicSubscription("app", Kind.DECLARATIVE, "ps", "t", where="test")
+    meter = metrics.delivery("app", "ps", "t")
+    pipeline = Pipeline(sub, Router((), None, "test"), DeadLetters(), _never, _ready, meter=meter)  # type: ignore[arg-type]
+    assert await pipeline.handle(_message()) is Outcome.SUCCESS
+    expired = json.dumps({"id": "e2", "expiration": "2000-01-01T00:00:00Z"}).encode()
+    assert await pipeline.handle(Message("m2", "t", expired, {})) is Outcome.DROP
+    assert metrics.deliveries.labels("app", "ps", "t", "unrouted").value == 1
+    assert metrics.deliveries.labels("app", "ps", "t", "expired").value == 1
+
+
+async def _ready() -> None:
+    return None
+
+
+async def _never(path: str, event: Mapping[str, Any]) -> Outcome:
+    raise AssertionError("nothing is delivered")

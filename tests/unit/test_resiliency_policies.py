@@ -14,6 +14,7 @@ from tether.resources.resiliency import (
     RetryPolicy,
     TargetPolicies,
 )
+from tether.runtime.metrics import ResiliencyMetrics
 from tether.runtime.resiliency import (
     AttemptTimedOut,
     BreakerOpen,
@@ -35,7 +36,7 @@ class Flaky:
         return "ok"
 
 
-def resiliency(**targets: TargetPolicies) -> Resiliencies:
+def resiliency(metrics: ResiliencyMetrics | None = None, **targets: TargetPolicies) -> Resiliencies:
     return Resiliencies(
         [
             Resiliency(
@@ -53,7 +54,8 @@ def resiliency(**targets: TargetPolicies) -> Resiliencies:
                 apps=dict(targets),
                 components={"queue": ComponentPolicies(inbound=TargetPolicies(retry="three"))},
             )
-        ]
+        ],
+        metrics,
     )
 
 
@@ -101,6 +103,27 @@ async def test_breaker_opens_half_opens_and_closes() -> None:
     await asyncio.sleep(0.12)
     assert await policies.policy_for_app("a", "a:m").call(flaky) == "ok"
     assert policy.breaker is not None and policy.breaker.state == "closed"
+
+
+async def test_retries_and_breakers_are_counted_per_target() -> None:
+    metrics = ResiliencyMetrics()
+    policies = resiliency(
+        metrics, a=TargetPolicies(retry="three"), b=TargetPolicies(circuit_breaker="cb")
+    )
+    assert await policies.policy_for_app("a", "a:m").call(Flaky(2)) == "ok"
+    assert await policies.policy_for_component("queue", "inbound").call(Flaky(1)) == "ok"
+    assert metrics.retries.labels("app", "a").value == 2
+    assert metrics.retries.labels("component_inbound", "queue").value == 1
+    for endpoint in ("b:one", "b:two"):
+        with pytest.raises(RuntimeError):
+            await policies.policy_for_app("b", endpoint).call(Flaky(1))
+    broken = policies.policy_for_app("b", "b:one")
+    with pytest.raises(RuntimeError):
+        await broken.call(Flaky(1))
+    assert metrics.opened.labels("app", "b").value == 1
+    assert policies.breaker_states() == {("app", "b", "open"): 1, ("app", "b", "closed"): 1}
+    await asyncio.sleep(0.12)
+    assert policies.breaker_states() == {("app", "b", "half-open"): 1, ("app", "b", "closed"): 1}
 
 
 async def test_half_open_failure_reopens() -> None:

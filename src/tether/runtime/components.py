@@ -35,6 +35,7 @@ from tether.resources.component_resource import Component, resolve_secrets
 from tether.resources.loader import ResourceSet, parse_text, resource_files
 from tether.resources.subscription import Subscription
 from tether.resources.watch import ResourceWatcher
+from tether.runtime.metrics import ComponentMetrics
 
 log = logging.getLogger("tether.components")
 
@@ -117,8 +118,10 @@ class ComponentHost:
         defaults: bool = True,
         poll_interval: float = 1.0,
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
+        metrics: ComponentMetrics | None = None,
     ) -> None:
         self._data_dir = data_dir
+        self._metrics = metrics or ComponentMetrics()
         self._resources = resources
         self._defaults = defaults
         self._poll_interval = poll_interval
@@ -215,6 +218,7 @@ class ComponentHost:
                 log.info("component loaded", extra=_describe(loaded.spec))
             for _, loaded in updated:
                 log.info("component reloaded", extra=_describe(loaded.spec))
+                self._metrics.reloads.labels(loaded.spec.type).inc()
             for loaded in removed:
                 log.info("component removed", extra=_describe(loaded.spec))
         change = Change(tuple(added), tuple(new for _, new in updated), tuple(removed))
@@ -266,6 +270,7 @@ class ComponentHost:
         kept = " (the previous version keeps serving)" if resource.name in self._live else ""
         log.error("%s is not loaded: %s%s", where, reason, kept)
         self.failures[resource.name] = reason
+        self._metrics.failures.labels(resource.type).inc()
 
     async def _secret(self, store: str, name: str, key: str) -> str:
         loaded = self._live.get(store)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from tether.runtime.callers import Callers
 from tether.runtime.components import NoComponents
 from tether.runtime.contracts import ComponentHost
 from tether.runtime.jobs import Scheduler
+from tether.runtime.metrics import Metrics
 from tether.runtime.pubsub.manager import PubSubManager
 from tether.runtime.resiliency import Resiliencies
 from tether.workflow.service import WorkflowService
@@ -38,6 +40,52 @@ class Runtime:
     pubsub: PubSubManager | None = None
     #: The live components (state stores, secret stores, bindings, ...) by name and scope.
     components: ComponentHost = field(default_factory=NoComponents)
+    #: The server's metrics (the workflow engine's share the registry); `GET /metrics`.
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        # Gauges of state the parts keep anyway, read when scraped rather than kept in step.
+        # They read the attributes at scrape time: parts assigned later are seen.
+        gauge = self.metrics.registry.gauge
+        gauge(
+            "tether_uptime_seconds",
+            "Seconds since the server started.",
+            collect=lambda: {(): round(time.time() - self.started, 3)},
+        )
+        gauge(
+            "tether_app_healthy",
+            "1 while an App ID's app passes its health checks, else "
+            "0 (App IDs with an app endpoint).",
+            ("app_id",),
+            collect=self._app_health,
+        )
+        gauge(
+            "tether_components_loaded",
+            "Components serving, by type.",
+            ("type",),
+            collect=lambda: Counter((s.type,) for s in self.components.specs()),
+        )
+        gauge(
+            "tether_resiliency_circuit_breakers",
+            "Circuit breakers by state, per policy target.",
+            ("kind", "target", "state"),
+            collect=lambda: self.resiliency.breaker_states(),
+        )
+        gauge(
+            "tether_pubsub_subscriptions",
+            "Running subscriptions, by subscriber App ID, "
+            "pubsub and kind (declarative, programmatic, streaming).",
+            ("app_id", "pubsub", "kind"),
+            collect=lambda: self.pubsub.counts() if self.pubsub is not None else {},
+        )
+
+    def _app_health(self) -> dict[tuple[str, ...], float]:
+        out: dict[tuple[str, ...], float] = {}
+        for app_id in self.apps.app_ids():
+            channel = self.apps.channel(app_id)
+            if channel is not None:
+                out[(app_id,)] = 1.0 if channel.healthy else 0.0
+        return out
 
     def metadata(self, app_id: str) -> dict[str, Any]:
         """The Dapr metadata document for the calling App ID."""
@@ -87,18 +135,5 @@ class Runtime:
         return props
 
     def metrics_text(self) -> str:
-        """Prometheus exposition of the engine's counters and gauges."""
-        engine = self.workflows.engine
-        lines = []
-        for key, value in sorted(engine.stats.items()):
-            name = f"tether_workflow_{key}_total"
-            lines += [f"# TYPE {name} counter", f"{name} {value}"]
-        gauges = {
-            "tether_workflow_cached_instances": len(engine._live),
-            "tether_workflow_outstanding_work_items": len(engine.dispatcher.leases()),
-            "tether_workflow_pending_timers": len(engine.timers),
-            "tether_uptime_seconds": round(time.time() - self.started, 3),
-        }
-        for name, gauge in gauges.items():
-            lines += [f"# TYPE {name} gauge", f"{name} {gauge}"]
-        return "\n".join(lines) + "\n"
+        """Every metric in the Prometheus text exposition format."""
+        return self.metrics.registry.render()

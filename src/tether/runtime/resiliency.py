@@ -24,12 +24,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from tether.metrics import CounterSeries
 from tether.resources.resiliency import (
     CircuitBreakerPolicy,
     Resiliency,
     RetryPolicy,
     TargetPolicies,
 )
+from tether.runtime.metrics import ResiliencyMetrics
 
 log = logging.getLogger("tether.resiliency")
 T = TypeVar("T")
@@ -107,6 +109,8 @@ class CircuitBreaker:
     trip: Callable[[dict[str, int]], bool]
     state: Literal["closed", "open", "half-open"] = "closed"
     counts: dict[str, int] = field(default_factory=dict)
+    #: Counts the times it opened (metrics).
+    opened: CounterSeries | None = None
     _opened_at: float = 0.0
     _cleared_at: float = field(default_factory=time.monotonic)
     _in_flight: int = 0
@@ -139,6 +143,13 @@ class CircuitBreaker:
         self._clear()
         if state == "open":
             self._opened_at = time.monotonic()
+            if self.opened is not None:
+                self.opened.inc()
+
+    def current(self) -> str:
+        """The state now: an open breaker whose timeout passed is half-open."""
+        self._refresh()
+        return self.state
 
     def before(self) -> None:
         self._refresh()
@@ -189,6 +200,8 @@ class Policy:
     timeout: float | None = None
     retry: RetryPolicy | None = None
     breaker: CircuitBreaker | None = None
+    #: Counts the retries made (metrics).
+    retried: CounterSeries | None = None
 
     @property
     def empty(self) -> bool:
@@ -220,6 +233,8 @@ class Policy:
                 if final is not None and final(exc):
                     raise
                 delay = backoff(spec, attempt)
+                if self.retried is not None:
+                    self.retried.inc()
                 log.debug("%s: attempt %d failed (%s); retrying in %.3fs", self.name, attempt,
                           exc, delay)  # fmt: skip
                 await asyncio.sleep(delay)
@@ -249,9 +264,12 @@ NO_POLICY = Policy()
 class Resiliencies:
     """The policies in force, looked up per target. Breakers live as long as their resource."""
 
-    def __init__(self, resources: Sequence[Resiliency] = ()) -> None:
+    def __init__(
+        self, resources: Sequence[Resiliency] = (), metrics: ResiliencyMetrics | None = None
+    ) -> None:
         self._resources: tuple[Resiliency, ...] = ()
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
+        self._metrics = metrics or ResiliencyMetrics()
         self.apply(resources)
 
     def apply(self, resources: Sequence[Resiliency]) -> None:
@@ -300,20 +318,35 @@ class Resiliencies:
                 )
         return None
 
-    def _build(self, res: Resiliency, target: TargetPolicies, key: str, scope: str) -> Policy:
+    def _build(
+        self, res: Resiliency, target: TargetPolicies, key: str, scope: str, labels: tuple[str, str]
+    ) -> Policy:
         breaker = None
         if target.circuit_breaker and target.circuit_breaker in res.circuit_breakers:
             spec = res.circuit_breakers[target.circuit_breaker]
             breaker = self._breakers.get((key, scope))
             if breaker is None or breaker.spec != spec:
-                breaker = CircuitBreaker(scope, spec, compile_trip(spec.trip))
+                opened = self._metrics.opened.labels(*labels)
+                breaker = CircuitBreaker(scope, spec, compile_trip(spec.trip), opened=opened)
                 self._breakers[(key, scope)] = breaker
+        retry = res.retries.get(target.retry) if target.retry else None
         return Policy(
             name=scope,
             timeout=res.timeouts.get(target.timeout) if target.timeout else None,
-            retry=res.retries.get(target.retry) if target.retry else None,
+            retry=retry,
             breaker=breaker,
+            retried=self._metrics.retries.labels(*labels) if retry is not None else None,
         )
+
+    def breaker_states(self) -> dict[tuple[str, ...], float]:
+        """How many breakers are in each state, per (kind, target, state): breakers are kept
+        per endpoint (`<app>:<method>`, which callers choose), so they are counted per
+        policy target instead of listed."""
+        out: dict[tuple[str, ...], float] = {}
+        for (key, scope), breaker in self._breakers.items():
+            labels = (*_labels(key, scope), breaker.current())
+            out[labels] = out.get(labels, 0.0) + 1.0
+        return out
 
     def policy_for_app(self, app_id: str, endpoint: str | None = None) -> Policy:
         """The policy for calls into `app_id`; breakers are kept per `endpoint` (daprd uses
@@ -321,7 +354,7 @@ class Resiliencies:
         found = self._lookup("app", lambda r: r.apps.get(app_id))
         if found is None:
             return NO_POLICY
-        return self._build(*found, "app:" + app_id, endpoint or app_id)
+        return self._build(*found, "app:" + app_id, endpoint or app_id, ("app", app_id))
 
     def policy_for_component(self, name: str, direction: Direction) -> Policy:
         """The policy for calls to component `name` (`outbound`) or from it into the app
@@ -334,7 +367,15 @@ class Resiliencies:
         found = self._lookup(direction, pick)
         if found is None:
             return NO_POLICY
-        return self._build(*found, f"component:{direction}", name)
+        return self._build(*found, f"component:{direction}", name, (f"component_{direction}", name))
+
+
+def _labels(key: str, scope: str) -> tuple[str, str]:
+    """The metric labels (kind, target) of a breaker's `_breakers` key."""
+    kind, _, rest = key.partition(":")
+    if kind == "app":
+        return "app", rest
+    return f"component_{rest}", scope
 
 
 def apply_resiliency(target: Resiliencies, policies: Sequence[Resiliency]) -> None:

@@ -22,11 +22,13 @@ from typing import Any
 
 from tether import errors
 from tether.aio import settle
+from tether.metrics import Registry
 from tether.workflow import events as ev
 from tether.workflow import protos as p
 from tether.workflow import turn
 from tether.workflow.activities import ActivityQueue
 from tether.workflow.dispatcher import Dispatcher, Lease, Stream
+from tether.workflow.metrics import WorkflowMetrics
 from tether.workflow.model import Activity, InboxItem, Instance, utcnow
 from tether.workflow.protos import pb
 from tether.workflow.store import Batch, NewInstance, WorkflowStore
@@ -74,7 +76,7 @@ class Live:
 class Engine:
     """Public operations are coroutines; worker protocol handling is in `worker_*` methods."""
 
-    def __init__(self, store: WorkflowStore) -> None:
+    def __init__(self, store: WorkflowStore, registry: Registry | None = None) -> None:
         self.store = store
         self.dispatcher = Dispatcher(self._leases_lost)
         self.timers = TimerWheel(self.wake)
@@ -88,12 +90,10 @@ class Engine:
         self._waiters = {}
         self._pump_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.stats: dict[str, int] = {
-            "turns": 0,
-            "activities_completed": 0,
-            "instances_started": 0,
-            "worker_errors": 0,
-        }
+        self.metrics = WorkflowMetrics(registry)
+        self.metrics.watch(
+            lambda: len(self._live), lambda: len(self.dispatcher.leases()), lambda: len(self.timers)
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -312,7 +312,7 @@ class Engine:
             try:
                 await self._commit_turn(live, lease, res)
             except errors.WorkerResponseInvalid:
-                self.stats["worker_errors"] += 1
+                self.metrics.worker_errors.inc()
                 self._retry_later(live, lease)
                 raise
             except errors.StaleTurn:
@@ -387,7 +387,7 @@ class Engine:
         await self._commit(batch)
 
         # Durable now: bring memory in line and start what the turn asked for.
-        self.stats["turns"] += 1
+        self.metrics.turns.inc()
         row.turn = inst.turn + 1
         live.inst = row
         self._release_turn(live, lease)
@@ -603,7 +603,7 @@ class Engine:
             # The worker drops a result we refuse; hand the activity out again instead.
             self.spawn(self._redispatch_activity(lease))
             raise
-        self.stats["activities_completed"] += 1
+        self.metrics.activities_completed.inc()
         if item is not None:
             current = self._live.get(iid)
             if current is not None and current.inst.execution_id == exec_id:

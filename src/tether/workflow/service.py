@@ -77,7 +77,7 @@ class WorkflowService:
         await self._commit(Batch(creates=[NewInstance(inst, [item], not req.unique)]))
         self.engine.evict(iid)
         self.engine.adopt(Live(inst, [], [item]))
-        self.engine.stats["instances_started"] += 1
+        self.engine.metrics.instances_started.inc()
         return iid
 
     # --- events and lifecycle ---------------------------------------------------------------

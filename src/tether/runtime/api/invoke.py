@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tether import errors
 from tether.runtime.apps import Apps
 from tether.runtime.contracts import AppResponse
+from tether.runtime.metrics import UNKNOWN_APP, InvocationMetrics, invocation_outcome
 from tether.runtime.resiliency import AttemptTimedOut, BreakerOpen, Resiliencies
 
 CALLER_HEADER = "dapr-caller-app-id"
@@ -58,15 +60,32 @@ class _FailedAnswer(Exception):
 
 
 class InvokeApi:
-    def __init__(self, apps: Apps, resiliency: Resiliencies) -> None:
+    def __init__(
+        self, apps: Apps, resiliency: Resiliencies, metrics: InvocationMetrics | None = None
+    ) -> None:
         self._apps = apps
         self._resiliency = resiliency
+        self._metrics = metrics or InvocationMetrics()
 
     def body_limit(self, caller: str, target: str) -> int:
         """The largest request body `caller` may send to `target`: both App IDs' limits hold."""
         return min(self._apps.max_body(caller), self._apps.max_body(target))
 
     async def invoke(self, caller: str, call: Invocation) -> AppResponse:
+        start = time.perf_counter()
+        outcome = "error"
+        try:
+            response = await self._invoke(caller, call)
+            outcome = "success" if 200 <= response.status <= 399 else "app_error"
+            return response
+        except BaseException as exc:
+            outcome = invocation_outcome(exc)
+            raise
+        finally:
+            target = call.target if self._apps.get(call.target) is not None else UNKNOWN_APP
+            self._metrics.record(target, "invoke", outcome, time.perf_counter() - start)
+
+    async def _invoke(self, caller: str, call: Invocation) -> AppResponse:
         target = call.target
         if not target:
             raise errors.DirectInvokeNoAppId(

@@ -20,6 +20,7 @@ from tether import errors
 from tether.components.pubsub.base import BulkEntry, Feature, PubSub, expiry_metadata
 from tether.resources.component import ComponentSpec
 from tether.runtime.contracts import ComponentHost
+from tether.runtime.metrics import PubSubMetrics
 from tether.runtime.pubsub import envelope as ce
 from tether.runtime.pubsub import scopes
 
@@ -62,8 +63,9 @@ class Target:
 
 
 class PubSubApi:
-    def __init__(self, host: ComponentHost) -> None:
+    def __init__(self, host: ComponentHost, metrics: PubSubMetrics | None = None) -> None:
         self._host = host
+        self._metrics = metrics or PubSubMetrics()
 
     def target(self, app_id: str, pubsub: str, topic: str) -> Target:
         """Validate the destination: raises the pubsub/topic errors daprd reports."""
@@ -146,11 +148,14 @@ class PubSubApi:
         try:
             await to.broker.publish(topic, body, broker_metadata)
         except errors.TetherError:
+            self._metrics.publish(pubsub, topic, 0, 1)
             raise
         except Exception as exc:  # a driver error the backend did not translate
+            self._metrics.publish(pubsub, topic, 0, 1)
             raise errors.PubSubPublishFailed(
                 f"error when publishing to topic {topic} in pubsub {pubsub}: {exc}"
             ) from exc
+        self._metrics.publish(pubsub, topic, 1)
 
     async def bulk_publish(
         self,
@@ -187,8 +192,10 @@ class PubSubApi:
             raise
         except Exception as exc:
             log.warning("bulk publish to %s/%s failed: %s", to.pubsub, to.topic, exc)
+            self._metrics.publish(to.pubsub, to.topic, 0, len(entries))
             message = exc.message if isinstance(exc, errors.TetherError) else str(exc)
             return [FailedEntry(e.entry_id, message) for e in entries]
+        self._metrics.publish(to.pubsub, to.topic, len(entries) - len(failed), len(failed))
         reason = f"error when publishing to topic {to.topic} in pubsub {to.pubsub}"
         return [FailedEntry(entry_id, reason) for entry_id in failed]
 

@@ -64,7 +64,7 @@ class InvokeRpcs:
         if message.content_type:
             headers["content-type"] = message.content_type
         verb = message.http_extension.verb
-        api = InvokeApi(self.rt.apps, self.rt.resiliency)
+        api = InvokeApi(self.rt.apps, self.rt.resiliency, self.rt.metrics.invocations)
         answer = await api.invoke(
             caller,
             Invocation(

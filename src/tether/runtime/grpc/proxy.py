@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,11 +43,15 @@ from tether.runtime.api.invoke import CALLEE_HEADER, CALLER_HEADER, child_tracep
 from tether.runtime.appchannel_grpc import GrpcAppChannel
 from tether.runtime.callers import TOKEN_HEADER
 from tether.runtime.context import Runtime
+from tether.runtime.grpc.registry import Meter, status
+from tether.runtime.metrics import UNKNOWN_APP, invocation_outcome
 from tether.runtime.resiliency import AttemptTimedOut, BreakerOpen, Policy
 
 APP_ID_KEY = "dapr-app-id"
 #: daprd's marker for a streaming call (pkg/api/grpc/proxy `StreamMetadataKey`).
 STREAM_KEY = "dapr-stream"
+#: The `route` of every proxied call in the API metrics.
+PROXIED_ROUTE = "(proxied)"
 _C = grpc.StatusCode
 Metadata = Sequence[tuple[str, str | bytes]]
 # Not passed to the app: routing and credentials (replaced by the runtime's own), and what the
@@ -288,6 +293,8 @@ class ProxyHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        # Caller-chosen method names stay out of the API metrics too: one route for them all.
+        self._meter = Meter(rt.metrics.api, "invoke", PROXIED_ROUTE)
 
     def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         target = _first(details.invocation_metadata, APP_ID_KEY)
@@ -296,7 +303,15 @@ class ProxyHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
         method: str = details.method
 
         async def proxy(_requests: Any, context: grpc.aio.ServicerContext) -> None:
-            await self.proxy(method, target, context)
+            start = time.perf_counter()
+            failure: BaseException | None = None
+            try:
+                await self.proxy(method, target, context)
+            except BaseException as exc:
+                failure = exc
+                raise
+            finally:
+                self._meter.record(status(context, failure), time.perf_counter() - start)
 
         return grpc.stream_stream_rpc_method_handler(proxy)
 
@@ -314,35 +329,50 @@ class ProxyHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
         return channel
 
     async def proxy(self, method: str, target: str, context: grpc.aio.ServicerContext) -> None:
+        start = time.perf_counter()
+        outcome = "cancelled"
+        try:
+            answer = await self._forward(method, target, context)
+            outcome = "success" if answer.code == _C.OK else "app_error"
+        except errors.TetherError as exc:
+            outcome = invocation_outcome(exc)
+            await context.abort(exc.grpc_code, exc.message)
+        except Exception as exc:
+            outcome = invocation_outcome(exc)
+            raise
+        finally:
+            # Method names are the caller's to choose: only the target is a label.
+            app = target if self.rt.apps.get(target) is not None else UNKNOWN_APP
+            self.rt.metrics.invocations.record(app, "proxy", outcome, time.perf_counter() - start)
+
+    async def _forward(
+        self, method: str, target: str, context: grpc.aio.ServicerContext
+    ) -> _Answer:
+        """Proxy the call and give the caller the app's answer; raises the `TetherError` the
+        caller is to get instead."""
         rt = self.rt
         incoming = context.invocation_metadata()
-        try:
-            caller = rt.callers.for_grpc(context)
-            channel = self._channel(target)
-        except errors.TetherError as exc:
-            await context.abort(exc.grpc_code, exc.message)
+        caller = rt.callers.for_grpc(context)
+        channel = self._channel(target)
         requests = _Requests(context, min(rt.apps.max_body(caller), rt.apps.max_body(target)))
         call = _Call(context, method, channel, app_metadata(incoming, caller, target), requests)
         policy = rt.resiliency.policy_for_app(target, f"{target}:{method}")
         try:
-            if policy.empty:
-                answer = await call.attempt(None)
-            elif _truthy(_first(incoming, STREAM_KEY)):
-                answer = await call.stream(policy)
-            else:
-                answer = await call.unary(policy)
-        except BreakerOpen as exc:
-            error: errors.TetherError = errors.CircuitOpen(target, str(exc))
-        except AttemptTimedOut as exc:
-            error = errors.InvokeTimedOut(target, str(exc))
-        except errors.TetherError as exc:
-            error = exc
-        else:
+            try:
+                if policy.empty:
+                    answer = await call.attempt(None)
+                elif _truthy(_first(incoming, STREAM_KEY)):
+                    answer = await call.stream(policy)
+                else:
+                    answer = await call.unary(policy)
+            except BreakerOpen as exc:
+                raise errors.CircuitOpen(target, str(exc)) from exc
+            except AttemptTimedOut as exc:
+                raise errors.InvokeTimedOut(target, str(exc)) from exc
             await call.finish(answer)
-            return
+            return answer
         finally:
             await requests.close()
-        await context.abort(error.grpc_code, error.message)
 
 
 def add_proxy(server: grpc.aio.Server, rt: Runtime) -> None:

@@ -37,7 +37,7 @@ class PubSubRpcs:
 
     @property
     def _pubsub(self) -> PubSubApi:
-        return PubSubApi(self.rt.components)
+        return PubSubApi(self.rt.components, self.rt.metrics.pubsub)
 
     @mapped
     async def PublishEvent(self, request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -40,6 +40,30 @@ class DaprService(
         self.rt = rt
 
 
+#: The building block of each mixin's RPCs (the metrics' `api` label).
+_BLOCKS: dict[type, str] = {
+    WorkflowRpcs: "workflows",
+    InvokeRpcs: "invoke",
+    JobRpcs: "jobs",
+    StateRpcs: "state",
+    SecretRpcs: "secrets",
+    ConfigurationRpcs: "configuration",
+    LockRpcs: "lock",
+    BindingRpcs: "bindings",
+    MetadataRpcs: "metadata",
+    PubSubRpcs: "pubsub",
+}
+
+
+def building_block(method: str) -> str:
+    """The building block an RPC of the Dapr service belongs to; "other" for those no mixin
+    implements (they answer UNIMPLEMENTED)."""
+    return next((api for mixin, api in _BLOCKS.items() if method in vars(mixin)), "other")
+
+
 def add_dapr_service(server: grpc.aio.Server, rt: Runtime) -> None:
     service = dapr_pb2.DESCRIPTOR.services_by_name["Dapr"]
-    serve_service(server, service, DaprService(rt), dapr_pb2_grpc.DaprServicer)
+    serve_service(
+        server, service, DaprService(rt), dapr_pb2_grpc.DaprServicer, rt.metrics.api,
+        building_block,
+    )  # fmt: skip

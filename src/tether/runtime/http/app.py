@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from tether import __version__, errors
 from tether.runtime.context import Runtime
 from tether.runtime.http.admin import AdminGate
+from tether.runtime.http.metrics import RequestMetrics
 from tether.runtime.http.router import IndexedRouter
 
 
@@ -74,7 +75,11 @@ def build_app(rt: Runtime, extra: list[BaseRoute] | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         exception_handlers=handlers,
-        middleware=[Middleware(AdminGate, access=rt.admin)],
+        # Outermost: requests the admin gate refuses are counted too.
+        middleware=[
+            Middleware(RequestMetrics, metrics=rt.metrics.api),
+            Middleware(AdminGate, access=rt.admin),
+        ],
     )
     app.router = IndexedRouter(routes)
     app.state.version = __version__

@@ -31,7 +31,7 @@ _RESERVED = "/v1.0-tether"
 
 
 def invoke_routes(rt: Runtime) -> list[BaseRoute]:
-    api = InvokeApi(rt.apps, rt.resiliency)
+    api = InvokeApi(rt.apps, rt.resiliency, rt.metrics.invocations)
 
     async def invoke(request: Request) -> Response:
         return await forward(rt, api, request, request.path_params["app_id"],
@@ -103,7 +103,7 @@ class AppIdHeaderRoute(BaseRoute):
     """
 
     def __init__(self, rt: Runtime) -> None:
-        api = InvokeApi(rt.apps, rt.resiliency)
+        api = InvokeApi(rt.apps, rt.resiliency, rt.metrics.invocations)
 
         async def invoke(request: Request) -> Response:
             params = request.path_params

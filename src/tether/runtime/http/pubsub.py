@@ -64,7 +64,7 @@ def _bulk_items(raw: bytes, pubsub: str, topic: str) -> list[BulkItem]:
 
 
 def pubsub_routes(rt: Runtime) -> list[BaseRoute]:
-    api = PubSubApi(rt.components)
+    api = PubSubApi(rt.components, rt.metrics.pubsub)
 
     def caller(request: Request) -> str:
         return rt.callers.app_for_token(request.headers.get("dapr-api-token"))

@@ -30,6 +30,7 @@ from tether import errors
 from tether.runtime.apps import Apps
 from tether.runtime.jobs.schedule import ScheduleError, parse_point, parse_schedule
 from tether.runtime.jobs.store import Delivery, Job, JobStore
+from tether.runtime.metrics import JobMetrics
 
 log = logging.getLogger("tether.jobs")
 
@@ -124,8 +125,10 @@ class Scheduler:
         apps: Apps,
         poll_seconds: float = 30.0,
         lease_seconds: float = LEASE_SECONDS,
+        metrics: JobMetrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or JobMetrics()
         self._apps = apps
         self._poll = poll_seconds
         self._lease_us = int(lease_seconds * 1_000_000)
@@ -266,6 +269,7 @@ class Scheduler:
                 for delivery in await self.store.expired(now, self._ready_apps(), _BATCH):
                     taken = await self.store.take(delivery, self.owner, now + self._lease_us)
                     if taken is not None:
+                        self.metrics.redelivered.labels(taken.app_id).inc()
                         log.info("job %s of %s: redelivering the occurrence due at %s, whose "
                                  "runtime stopped before delivering it", taken.name, taken.app_id,
                                  _time(taken.fire_at).isoformat())  # fmt: skip
@@ -282,6 +286,7 @@ class Scheduler:
             nxt = None
         delivery = await self.store.claim(job, nxt, self.owner, now_us() + self._lease_us)
         if delivery is not None:  # else another replica took it, or the job changed meanwhile
+            self.metrics.claimed.labels(delivery.app_id).inc()
             self._spawn(delivery)
 
     def _spawn(self, delivery: Delivery) -> None:
@@ -319,12 +324,14 @@ class Scheduler:
             channel = self._apps.channel(app_id)
             if channel is not None and await channel.deliver_job(name, data):
                 log.debug("job %s fired at %s", name, app_id)
+                self.metrics.delivered.labels(app_id).inc()
                 await self._finish(delivery)
                 return
             attempt += 1
             if 0 <= retries < attempt:
                 log.error("job %s of %s was not delivered after %d attempts; dropping this "
                           "occurrence", name, app_id, attempt)  # fmt: skip
+                self.metrics.dropped.labels(app_id).inc()
                 await self._finish(delivery)
                 return
             try:
@@ -332,6 +339,7 @@ class Scheduler:
                     return  # the job was deleted, or another runtime took this occurrence over
             except errors.TetherError as exc:
                 log.error("job %s of %s: %s", name, app_id, exc.message)
+            self.metrics.retries.labels(app_id).inc()
             await asyncio.sleep(interval)
 
     async def _finish(self, delivery: Delivery) -> None:

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from tether import errors
 from tether.components.pubsub.base import EXPIRES_AT, Message, Outcome, PubSub
+from tether.runtime.metrics import DeliveryMeter
 from tether.runtime.pubsub import envelope as ce
 from tether.runtime.pubsub.model import TopicSubscription
 from tether.runtime.pubsub.routing import RouteFailed, Router
@@ -33,6 +35,8 @@ from tether.runtime.pubsub.routing import RouteFailed, Router
 log = logging.getLogger("tether.pubsub")
 
 T = TypeVar("T")
+#: The fate of a message published to its subscription's dead-letter topic.
+DEAD_LETTER = "dead_letter"
 
 
 class InboundPolicy(Protocol):
@@ -68,9 +72,19 @@ class Pipeline:
     #: The component's inbound Resiliency policy, looked up per message so reloads apply.
     policy: Callable[[], InboundPolicy] | None = None
     raw: bool = False
+    #: Records each message's fate and delivery time (metrics).
+    meter: DeliveryMeter | None = None
 
     async def handle(self, msg: Message) -> Outcome:
         await self.ready()
+        start = time.perf_counter()
+        outcome, fate = await self._settle(msg)
+        if self.meter is not None:
+            self.meter.record(fate, time.perf_counter() - start)
+        return outcome
+
+    async def _settle(self, msg: Message) -> tuple[Outcome, str]:
+        """The broker's outcome for `msg`, and its fate as the deliveries metric names it."""
         sub = self.sub
         event = ce.read_event(
             msg.data, msg.metadata, topic=msg.topic, pubsub=sub.pubsubname, raw=self.raw
@@ -78,8 +92,8 @@ class Pipeline:
         event_id = event.get("id")
         if ce.has_expired(event):
             log.warning("dropping expired event %s of %s", event_id, sub.where)
-            await self._dead_letter(msg)
-            return Outcome.DROP
+            dead = await self._dead_letter(msg)
+            return Outcome.DROP, DEAD_LETTER if dead else "expired"
         try:
             path = self.router.route(event)
         except RouteFailed as exc:
@@ -87,8 +101,8 @@ class Pipeline:
             return await self._failed(msg)
         if path is None:
             log.debug("event %s matches no route of %s; skipped", event_id, sub.where)
-            await self._dead_letter(msg)
-            return Outcome.SUCCESS
+            dead = await self._dead_letter(msg)
+            return Outcome.SUCCESS, DEAD_LETTER if dead else "unrouted"
 
         async def attempt() -> Outcome:
             outcome = await self.deliver(path, event)
@@ -100,32 +114,35 @@ class Pipeline:
         try:
             outcome = await (policy.call(attempt) if policy is not None else attempt())
         except SubscriberGone:
-            return Outcome.RETRY
+            return Outcome.RETRY, "retry"
         except Exception as exc:  # RETRY, app errors, policy exhausted or circuit open
             log.warning("event %s for %s%s not delivered: %s", event_id, sub.where, path, exc)
             return await self._failed(msg)
         if outcome is Outcome.DROP:
             log.warning("subscriber of %s dropped event %s", sub.where, event_id)
-            if not await self._dead_letter(msg):
-                return Outcome.RETRY
-        return outcome
+            dead = await self._dead_letter(msg)
+            if dead is None:
+                return Outcome.RETRY, "retry"
+            return outcome, DEAD_LETTER if dead else "drop"
+        return outcome, "success"
 
-    async def _failed(self, msg: Message) -> Outcome:
+    async def _failed(self, msg: Message) -> tuple[Outcome, str]:
         if self.sub.dead_letter_topic and await self._dead_letter(msg):
-            return Outcome.SUCCESS
-        return Outcome.RETRY
+            return Outcome.SUCCESS, DEAD_LETTER
+        return Outcome.RETRY, "retry"
 
-    async def _dead_letter(self, msg: Message) -> bool:
-        """Publish the message, as it came, to the dead-letter topic; False if that failed."""
+    async def _dead_letter(self, msg: Message) -> bool | None:
+        """Publish the message, as it came, to the dead-letter topic: True when it was, False
+        when there is none, None when publishing failed."""
         topic = self.sub.dead_letter_topic
         if not topic:
-            return True
+            return False
         metadata = {k: v for k, v in msg.metadata.items() if k != EXPIRES_AT}
         try:
             await self.broker.publish(topic, msg.data, metadata)
         except (errors.TetherError, OSError) as exc:
             log.error("dead-letter publish to %s failed for %s: %s", topic, self.sub.where, exc)
-            return False
+            return None
         log.info("message %s of %s sent to dead-letter topic %s", msg.id, self.sub.where, topic)
         return True
 

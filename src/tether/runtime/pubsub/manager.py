@@ -31,6 +31,7 @@ from tether.components.pubsub.base import PubSub
 from tether.components.pubsub.base import Subscription as BrokerSubscription
 from tether.resources.component import ComponentSpec
 from tether.runtime.contracts import AppChannel, AppRegistry, ComponentHost
+from tether.runtime.metrics import PubSubMetrics
 from tether.runtime.pubsub import envelope as ce
 from tether.runtime.pubsub import scopes
 from tether.runtime.pubsub.appdelivery import AppDelivery, BulkDelivery
@@ -72,11 +73,13 @@ class PubSubManager:
         apps: AppRegistry,
         policies: InboundPolicies | None = None,
         interval: float = 1.0,
+        metrics: PubSubMetrics | None = None,
     ) -> None:
         self.host = host
         self.apps = apps
         self.policies = policies
         self.interval = interval
+        self.metrics = metrics or PubSubMetrics()
         self._running: dict[Key, _Running] = {}
         self._programmatic: dict[str, list[TopicSubscription]] = {}
         #: The channel each app's programmatic subscriptions were read from.
@@ -143,6 +146,14 @@ class PubSubManager:
 
     def running(self, app_id: str) -> list[TopicSubscription]:
         return [r.sub for k, r in sorted(self._running.items()) if k[0] == app_id]
+
+    def counts(self) -> dict[tuple[str, ...], float]:
+        """Running subscriptions per (App ID, pubsub, kind), for the metrics."""
+        out: dict[tuple[str, ...], float] = {}
+        for run in self._running.values():
+            key = (run.sub.app_id, run.sub.pubsubname, run.sub.kind.value.lower())
+            out[key] = out.get(key, 0.0) + 1.0
+        return out
 
     def _wanted(self) -> dict[Key, TopicSubscription]:
         wanted: dict[Key, TopicSubscription] = {}
@@ -282,7 +293,8 @@ class PubSubManager:
             deliver, ready = target.deliver, target.ready
             if sub.bulk.enabled:
                 deliver = BulkDelivery(target, topic, sub.bulk, raw).deliver
-        pipeline = Pipeline(sub, router, broker, deliver, ready, self._policy(name), raw)
+        meter = self.metrics.delivery(app_id, name, topic)
+        pipeline = Pipeline(sub, router, broker, deliver, ready, self._policy(name), raw, meter)
         broker_metadata = {k: v for k, v in sub.metadata.items() if k != ce.RAW_PAYLOAD}
         try:
             await broker.init()
