@@ -19,6 +19,7 @@ function reads that state at scrape time, so nothing is maintained while serving
 
 from __future__ import annotations
 
+import abc
 import math
 import re
 from bisect import bisect_left
@@ -98,7 +99,7 @@ class Bounded:
 S = TypeVar("S")
 
 
-class _Family(Generic[S]):
+class _Family(abc.ABC, Generic[S]):
     """A metric name with its help, type and label names, and its series by label values."""
 
     kind: ClassVar[str]
@@ -135,8 +136,8 @@ class _Family(Generic[S]):
         self._text[values] = _label_text(self.labelnames, values)
         return series
 
-    def _new(self) -> S:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _new(self) -> S: ...
 
     def same_as(self, other: _Family[Any]) -> bool:
         return type(self) is type(other) and self.labelnames == other.labelnames
@@ -144,8 +145,8 @@ class _Family(Generic[S]):
     def header(self) -> list[str]:
         return [f"# HELP {self.name} {_escape_help(self.help)}", f"# TYPE {self.name} {self.kind}"]
 
-    def lines(self) -> Iterator[str]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def lines(self) -> Iterator[str]: ...
 
 
 class CounterSeries:
