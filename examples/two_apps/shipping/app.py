@@ -34,8 +34,10 @@ async def note_subscription_read(request: Request, call_next: RequestResponseEnd
     return response
 
 
+# Async handlers run one at a time on the event loop: sync ones run on a thread pool, where two
+# prints at once can interleave their text and newlines.
 @dapr_app.subscribe(pubsub="pubsub", topic="orders")
-def order_placed(event: Annotated[dict[str, Any], Body()]) -> None:
+async def order_placed(event: Annotated[dict[str, Any], Body()]) -> None:
     order = event["data"]
     if isinstance(order, str):  # a publisher that did not say its data was JSON
         order = json.loads(order)
@@ -43,7 +45,7 @@ def order_placed(event: Annotated[dict[str, Any], Body()]) -> None:
 
 
 @app.post("/ship")
-def ship(order: Annotated[dict[str, Any], Body()]) -> dict[str, str]:
+async def ship(order: Annotated[dict[str, Any], Body()]) -> dict[str, str]:
     print(f"shipping {order['orderId']} to the customer")
     return {"orderId": order["orderId"], "status": "shipped"}
 
