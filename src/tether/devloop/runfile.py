@@ -35,6 +35,8 @@ from typing import NoReturn
 
 import yaml
 
+from tether.resources._fields import kind_of
+
 #: Names `tether run -f DIR` looks for in DIR: Tether's examples use the first, Dapr the second.
 DEFAULT_NAMES = ("dev.yaml", "dapr.yaml")
 PROTOCOLS = ("http", "grpc")
@@ -177,21 +179,21 @@ class _Parser:
             self.fail("version", f"only version 1 is supported, got {version!r}")
         common = document.get("common") or {}
         if not isinstance(common, dict):
-            self.fail("common", f"expected a mapping, got {_kind(common)}")
+            self.fail("common", f"expected a mapping, got {kind_of(common)}")
         self.check_keys(common, "common", _USED, _IGNORED_SHARED)
         common_env = self.env(common.get("env"), "common.env")
         common_protocol = self.protocol(common.get("appProtocol"), "common.appProtocol")
         common_resources = self.resource_paths(common, "common", self.base)
         apps = document.get("apps")
         if not isinstance(apps, list) or not apps:
-            got = "nothing" if apps is None else _kind(apps)
+            got = "nothing" if apps is None else kind_of(apps)
             self.fail("apps", f"expected a list of apps (appID, appDirPath, command), got {got}")
         specs: list[AppSpec] = []
         seen: dict[str, str] = {}
         for index, raw in enumerate(apps):
             where = f"apps[{index}]"
             if not isinstance(raw, dict):
-                self.fail(where, f"expected a mapping, got {_kind(raw)}")
+                self.fail(where, f"expected a mapping, got {kind_of(raw)}")
             spec = self.app(raw, where, common_env, common_protocol, common_resources)
             if spec.app_id in seen:
                 self.fail(
@@ -229,7 +231,7 @@ class _Parser:
         argv = []
         for i, part in enumerate(command):
             if isinstance(part, dict | list) or part is None:
-                self.fail(f"{where}.command[{i}]", f"expected a string, got {_kind(part)}")
+                self.fail(f"{where}.command[{i}]", f"expected a string, got {kind_of(part)}")
             argv.append(_text(part))
         env = {**common_env, **self.env(raw.get("env"), f"{where}.env")}
         protocol = self.protocol(raw.get("appProtocol"), f"{where}.appProtocol")
@@ -277,13 +279,14 @@ class _Parser:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.fail(where, f"expected a mapping of variable names to values, got {_kind(value)}")
+            got = kind_of(value)
+            self.fail(where, f"expected a mapping of variable names to values, got {got}")
         env = {}
         for key, item in value.items():
             if not isinstance(key, str) or not key or "=" in key:
                 self.fail(where, f"{key!r} is not a valid variable name")
             if isinstance(item, dict | list):
-                self.fail(f"{where}.{key}", f"expected a string, got {_kind(item)}")
+                self.fail(f"{where}.{key}", f"expected a string, got {kind_of(item)}")
             env[key] = _text(item)
         return env
 
@@ -310,7 +313,7 @@ class _Parser:
             # Dapr's docs show both a YAML list and a comma-separated string.
             items = many.split(",") if isinstance(many, str) else many
             if not isinstance(items, list):
-                self.fail(f"{where}.resourcesPaths", f"expected a list, got {_kind(many)}")
+                self.fail(f"{where}.resourcesPaths", f"expected a list, got {kind_of(many)}")
             for i, item in enumerate(items):
                 paths.append(self.directory(item, f"{where}.resourcesPaths[{i}]", base))
         if raw.get("resourcesPath") is not None:
@@ -319,7 +322,7 @@ class _Parser:
 
     def directory(self, value: object, where: str, base: Path) -> Path:
         if not isinstance(value, str) or not value.strip():
-            self.fail(where, f"expected a folder path, got {_kind(value)}")
+            self.fail(where, f"expected a folder path, got {kind_of(value)}")
         path = (base / Path(value.strip()).expanduser()).resolve()
         if not path.is_dir():
             self.fail(where, f"no such folder: {path}")
@@ -331,17 +334,3 @@ def _text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return "a string" if isinstance(value, str) else type(value).__name__

@@ -9,7 +9,8 @@ from tether.errors import ResourceInvalid
 from tether.resources.duration import parse_duration
 
 
-def _kind(value: object) -> str:
+def kind_of(value: object) -> str:
+    """What a YAML value is, in words for an error message."""
     if value is None:
         return "nothing"
     if isinstance(value, dict):
@@ -44,7 +45,7 @@ class Node:
 
     def mapping(self) -> dict[str, object]:
         if not isinstance(self.value, dict):
-            self.fail(f"expected a mapping, got {_kind(self.value)}")
+            self.fail(f"expected a mapping, got {kind_of(self.value)}")
         return self.value
 
     def get(self, key: str) -> Node | None:
@@ -69,7 +70,7 @@ class Node:
 
     def elements(self) -> list[Node]:
         if not isinstance(self.value, list):
-            self.fail(f"expected a list, got {_kind(self.value)}")
+            self.fail(f"expected a list, got {kind_of(self.value)}")
         return [Node(v, f"{self.path}[{i}]", self.source) for i, v in enumerate(self.value)]
 
     # --- scalars ----------------------------------------------------------------------------
@@ -77,7 +78,7 @@ class Node:
     def string(self) -> str:
         """A non-empty string; numbers are not silently turned into names."""
         if not isinstance(self.value, str):
-            self.fail(f"expected a string, got {_kind(self.value)}")
+            self.fail(f"expected a string, got {kind_of(self.value)}")
         if not self.value.strip():
             self.fail("must not be empty")
         return self.value
@@ -102,7 +103,7 @@ class Node:
         if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(f"expected an integer, got {_kind(self.value)}")
+            self.fail(f"expected an integer, got {kind_of(self.value)}")
         if minimum is not None and value < minimum:
             self.fail(f"must be at least {minimum}, got {value}")
         return value
@@ -112,7 +113,7 @@ class Node:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         if not isinstance(value, bool):
-            self.fail(f"expected true or false, got {_kind(value)}")
+            self.fail(f"expected true or false, got {kind_of(value)}")
         return value
 
     def duration(self) -> float:
@@ -128,7 +129,7 @@ class Node:
             except ValueError as exc:
                 self.fail(str(exc))
         else:
-            self.fail(f"expected a duration like 5s, got {_kind(value)}")
+            self.fail(f"expected a duration like 5s, got {kind_of(value)}")
         if seconds < 0:
             self.fail(f"duration must not be negative, got {value!r}")
         return seconds
