@@ -23,13 +23,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tether.components._options import Options
+from tether.components._postgres import HINT, connection
 from tether.components.bindings.base import (
     BindingFailed,
     BindingResponse,
     OutputBinding,
     unsupported,
 )
-from tether.components.state.postgres import connect_args
 from tether.resources.component import ComponentSpec
 
 if TYPE_CHECKING:
@@ -47,11 +47,8 @@ class PostgresBinding(OutputBinding):
         opts = Options(spec)
         dsn = opts.optional("connectionString") or opts.optional("url")
         if not dsn:
-            raise opts.missing("connectionString", "a postgresql:// URL or host=... user=...")
-        try:
-            self._connect = connect_args(dsn)
-        except ValueError as exc:
-            raise opts.invalid("connectionString", "(hidden)", f"valid: {exc}") from None
+            raise opts.missing("connectionString", HINT)
+        self._connect = connection(opts, dsn)
         self._max_conns = opts.integer("maxConns", 5, minimum=1)
         self._timeout = opts.seconds("timeoutInSeconds", 20.0)
         self._name = spec.name

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tether import errors
 from tether.components._options import Options
+from tether.components._postgres import connection, open_pool
 from tether.components.configuration.base import (
     ConfigItem,
     ConfigurationStore,
@@ -32,7 +33,6 @@ from tether.components.configuration.base import (
     new_subscription_id,
     notify,
 )
-from tether.components.state.postgres import connect_args
 from tether.resources.component import ComponentSpec
 
 if TYPE_CHECKING:
@@ -53,11 +53,7 @@ class _Subscription:
 class PostgresConfigurationStore(ConfigurationStore):
     def __init__(self, spec: ComponentSpec) -> None:
         opts = Options(spec)
-        dsn = opts.required("connectionString", "a postgresql:// URL or host=... user=...")
-        try:
-            self._connect = connect_args(dsn)
-        except ValueError as exc:
-            raise opts.invalid("connectionString", "(hidden)", f"valid: {exc}") from None
+        self._connect = connection(opts)
         self._table = opts.text("table", "configuration").lower()
         if not _NAME.match(self._table):
             raise opts.invalid("table", self._table, "a table name (lower case, digits, _)")
@@ -78,16 +74,7 @@ class PostgresConfigurationStore(ConfigurationStore):
     async def init(self) -> None:
         if self._pool is not None:
             return
-        import asyncpg
-
-        try:
-            pool = await asyncpg.create_pool(
-                **self._connect, min_size=1, max_size=5, timeout=self._timeout
-            )
-        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-            raise errors.Unavailable(
-                f"configuration store '{self._name}': cannot connect to PostgreSQL: {exc}"
-            ) from exc
+        pool = await open_pool(self._connect, self._timeout, f"configuration store '{self._name}'")
         try:
             if self._create:
                 await self._create_table(pool)

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from tether import errors
 from tether.components._options import Options
+from tether.components._postgres import connection, open_pool
 from tether.components.lock.base import LockStore, UnlockStatus
-from tether.components.state.postgres import connect_args
 from tether.resources.component import ComponentSpec
 
 if TYPE_CHECKING:
@@ -31,11 +31,7 @@ _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62}
 class PostgresLockStore(LockStore):
     def __init__(self, spec: ComponentSpec) -> None:
         opts = Options(spec)
-        dsn = opts.required("connectionString", "a postgresql:// URL or host=... user=...")
-        try:
-            self._connect = connect_args(dsn)
-        except ValueError as exc:
-            raise opts.invalid("connectionString", "(hidden)", f"valid: {exc}") from None
+        self._connect = connection(opts)
         table = opts.text("tableName", "tether_locks")
         if not _TABLE.match(table):
             raise opts.invalid("tableName", table, "a table name (letters, digits, _)")
@@ -49,16 +45,7 @@ class PostgresLockStore(LockStore):
     async def init(self) -> None:
         if self._pool is not None:
             return
-        import asyncpg
-
-        try:
-            pool = await asyncpg.create_pool(
-                **self._connect, min_size=1, max_size=5, timeout=self._timeout
-            )
-        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-            raise errors.Unavailable(
-                f"lock store '{self._name}': cannot connect to PostgreSQL: {exc}"
-            ) from exc
+        pool = await open_pool(self._connect, self._timeout, f"lock store '{self._name}'")
         try:
             await pool.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._table} (resource_id TEXT PRIMARY KEY, "

@@ -18,12 +18,11 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tether import errors
+from tether.components._postgres import HINT, connection
 from tether.components.state import query as q
 from tether.components.state._options import Options, cleanup_interval
 from tether.components.state.base import (
@@ -45,51 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tether.state.postgres")
 T = TypeVar("T")
-_KEYWORD = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|[^'\s]*)(?:\s+|$)")
-_POOL_KEYS = {"pool_max_conns", "pool_min_conns", "pool_max_conn_lifetime",
-              "pool_max_conn_idle_time", "pool_health_check_period"}  # fmt: skip
-_CONNECT_KEYS = {"host", "port", "user", "password", "database", "dbname", "sslmode",
-                 "connect_timeout", "application_name"}  # fmt: skip
-
-
-def connect_args(dsn: str) -> dict[str, Any]:
-    """asyncpg `connect` arguments from a URL or a libpq/pgx keyword string.
-
-    pgx pool settings (`pool_max_conns=...`) are dropped; other unknown keywords are logged and
-    ignored.
-    """
-    text = dsn.strip()
-    if text.startswith(("postgres://", "postgresql://")):
-        parts = urlsplit(text)
-        kept = [(k, v) for k, v in parse_qsl(parts.query) if k not in _POOL_KEYS]
-        return {"dsn": urlunsplit(parts._replace(query=urlencode(kept)))}
-    args: dict[str, Any] = {}
-    pos = 0
-    while pos < len(text):
-        match = _KEYWORD.match(text, pos)
-        if match is None:
-            raise ValueError(f"cannot parse connection string near {text[pos : pos + 20]!r}")
-        key, raw = match.group(1).lower(), match.group(2)
-        value = re.sub(r"\\(.)", r"\1", raw[1:-1]) if raw.startswith("'") else raw
-        pos = match.end()
-        if key in _POOL_KEYS:
-            continue
-        if key not in _CONNECT_KEYS:
-            log.warning("ignoring connection string keyword %r", key)
-            continue
-        if key == "dbname":
-            key = "database"
-        if key == "port":
-            args["port"] = int(value)
-        elif key == "sslmode":
-            args["ssl"] = value
-        elif key == "connect_timeout":
-            args["timeout"] = float(value)
-        elif key == "application_name":
-            args["server_settings"] = {"application_name": value}
-        else:
-            args[key] = value
-    return args
 
 
 class PostgresStateStore(StateStore):
@@ -98,11 +52,8 @@ class PostgresStateStore(StateStore):
         opts = Options(spec)
         dsn = opts.text("connectionString")
         if not dsn:
-            raise opts.invalid("connectionString", "", "set (a postgresql:// URL or host=...)")
-        try:
-            self._connect = connect_args(dsn)
-        except ValueError as exc:
-            raise opts.invalid("connectionString", "(hidden)", f"valid: {exc}") from None
+            raise opts.invalid("connectionString", "", f"set ({HINT})")
+        self._connect = connection(opts, dsn)
         table = opts.table("tableName", "state")
         schema, _, name = table.rpartition(".")
         self._table_name = table
